@@ -1,0 +1,98 @@
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.SignalR;
+using TromAi.Gateway.Upstream;
+
+namespace TromAi.Gateway.Bridge;
+
+/// <summary>
+/// The one queue an upstream event crosses: the Socket.IO receive loop writes, a single consumer
+/// sends to the SignalR connection, so order is the wire order and a slow client never stalls the
+/// socket. The queue is bounded: a client that stops reading is cut off instead of growing memory.
+/// </summary>
+internal sealed partial class ConnectionRelay : IUpstreamListener
+{
+    private readonly ConnectionContext _connection;
+    private readonly HubLifetimeManager<PredictionHub> _clients;
+    private readonly ILogger _logger;
+    private readonly int _maxBacklog;
+    private readonly Channel<RelayedEvent> _queue;
+    private Task _pump = Task.CompletedTask;
+
+    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, int maxBacklog, ILogger logger)
+    {
+        _connection = connection;
+        _clients = clients;
+        _maxBacklog = maxBacklog;
+        _logger = logger;
+        _queue = Channel.CreateBounded<RelayedEvent>(new BoundedChannelOptions(maxBacklog)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait, // TryWrite then fails instead of dropping silently
+        });
+    }
+
+    public void OnEvent(string name, object?[] args) => Enqueue(new RelayedEvent(name, args));
+
+    public void OnLost(string reason) =>
+        Enqueue(new RelayedEvent(GatewayEvents.UpstreamLost, [new GatewayEvents.UpstreamLostNotice(reason)]));
+
+    public void OnRestored(int attempts, TimeSpan downtime) =>
+        Enqueue(new RelayedEvent(GatewayEvents.UpstreamRestored, [new GatewayEvents.UpstreamRestoredNotice(attempts, (long)downtime.TotalMilliseconds)]));
+
+    /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
+    public void Start() => _pump = PumpAsync();
+
+    /// <summary>Stops sending once the connection has ended; whatever is still queued has nowhere to go.</summary>
+    public Task StopAsync()
+    {
+        _queue.Writer.TryComplete();
+        return _pump;
+    }
+
+    private void Enqueue(RelayedEvent item)
+    {
+        if (!_queue.Writer.TryWrite(item) && _queue.Writer.TryComplete())
+        {
+            Log.BacklogExceeded(_logger, _connection.ConnectionId, _maxBacklog);
+            _connection.Abort(new ConnectionAbortedException(
+                $"The client did not read its events: more than {_maxBacklog} were waiting (Gateway:Relay:MaxBacklog)."));
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _queue.Reader;
+        var closed = _connection.ConnectionClosed;
+        try
+        {
+            while (await reader.WaitToReadAsync(closed))
+            {
+                while (reader.TryRead(out var item))
+                {
+                    await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name, item.Args, closed);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (closed.IsCancellationRequested)
+        {
+            // The connection ended while a send waited for the client.
+        }
+        catch (Exception e)
+        {
+            Log.SendFailed(_logger, _connection.ConnectionId, e);
+            _connection.Abort(new ConnectionAbortedException("The gateway could not relay an event.", e));
+        }
+    }
+
+    private readonly record struct RelayedEvent(string Name, object?[] Args);
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Closing connection {ConnectionId}: more than {MaxBacklog} events waited for it to read.")]
+        public static partial void BacklogExceeded(ILogger logger, string connectionId, int maxBacklog);
+
+        [LoggerMessage(2, LogLevel.Error, "Relaying to connection {ConnectionId} failed; closing it.")]
+        public static partial void SendFailed(ILogger logger, string connectionId, Exception exception);
+    }
+}

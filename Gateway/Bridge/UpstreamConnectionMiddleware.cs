@@ -1,0 +1,77 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Upstream;
+
+namespace TromAi.Gateway.Bridge;
+
+/// <summary>
+/// Runs in front of the hub, before SignalR's handshake: the connection's upstream session is opened
+/// first, so a client's <c>start()</c> completes only once tokens can reach it. SignalR itself would
+/// answer the handshake before the hub's <c>OnConnectedAsync</c> runs. The session lives exactly as
+/// long as the connection.
+/// </summary>
+internal sealed partial class UpstreamConnectionMiddleware(
+    ConnectionDelegate next,
+    UpstreamSessionFactory sessions,
+    SessionRegistry registry,
+    HubLifetimeManager<PredictionHub> clients,
+    IOptions<GatewayOptions> options,
+    ILogger<UpstreamConnectionMiddleware> logger)
+{
+    private const byte RecordSeparator = 0x1e;
+
+    public async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, logger);
+        await using var session = sessions.Create(relay);
+        try
+        {
+            await session.ConnectAsync(connection.ConnectionClosed);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            Log.UpstreamUnavailable(logger, connection.ConnectionId, e.Message);
+            await RejectHandshakeAsync(connection, e.Message);
+            return;
+        }
+        catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return; // the client left while we connected for it
+        }
+
+        connection.Features.Set(new BridgedConnection(session, relay));
+        registry.Add(connection.ConnectionId, session);
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            registry.Remove(connection.ConnectionId);
+            await relay.StopAsync();
+        }
+    }
+
+    /// <summary>
+    /// Answers the client's handshake with an error, which every SignalR client reports as the
+    /// failure of <c>start()</c> ("Server returned handshake error: ..."). The handshake is JSON
+    /// whatever hub protocol the client asked for.
+    /// </summary>
+    private static async Task RejectHandshakeAsync(ConnectionContext connection, string error)
+    {
+        var response = JsonSerializer.SerializeToUtf8Bytes(new { error = $"TROM.AI Gateway: {error}" });
+        var output = connection.Transport.Output;
+        output.Write(response);
+        output.Write([RecordSeparator]);
+        await output.FlushAsync();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Refusing connection {ConnectionId}: {Reason}")]
+        public static partial void UpstreamUnavailable(ILogger logger, string connectionId, string reason);
+    }
+}

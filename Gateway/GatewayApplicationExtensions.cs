@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Proxy;
+
+namespace TromAi.Gateway;
+
+public static class GatewayApplicationExtensions
+{
+    /// <summary>Maps the prediction hub and proxies every other request to TROM.AI.</summary>
+    public static WebApplication MapTromAiGateway(this WebApplication app)
+    {
+        app.UseWebSockets();
+
+        // MapHub, with the upstream session opened in front of SignalR's handshake.
+        app.MapConnections(PredictionHub.Path, new(), connection =>
+            {
+                connection.Use(next => ActivatorUtilities.CreateInstance<UpstreamConnectionMiddleware>(connection.ApplicationServices, next).OnConnectedAsync);
+                connection.UseHub<PredictionHub>();
+            })
+            .WithMetadata(new HubMetadata(typeof(PredictionHub)));
+
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseMiddleware<ProxyErrorResponse>();
+            proxy.UseMiddleware<SocketIdRewrite>();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        return app;
+    }
+
+    /// <summary>Runs the gateway; a configuration error ends start-up with its message, not a stack trace.</summary>
+    public static async Task<int> RunTromAiGatewayAsync(this WebApplication app)
+    {
+        try
+        {
+            await app.RunAsync();
+            return 0;
+        }
+        catch (OptionsValidationException e)
+        {
+            await Console.Error.WriteLineAsync("TROM.AI Gateway cannot start: its configuration is invalid.");
+            foreach (var failure in e.Failures)
+            {
+                await Console.Error.WriteLineAsync($"  {failure}");
+            }
+
+            return 2;
+        }
+    }
+}

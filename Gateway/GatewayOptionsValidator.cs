@@ -1,0 +1,50 @@
+using Microsoft.Extensions.Options;
+
+namespace TromAi.Gateway;
+
+/// <summary>Checks the <c>Gateway</c> section at start-up; each failure names the configuration key to fix.</summary>
+internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+    {
+        var failures = new List<string>();
+        const string upstream = GatewayOptions.SectionName + ":Upstream:";
+        const string relay = GatewayOptions.SectionName + ":Relay:";
+        const string proxy = GatewayOptions.SectionName + ":Proxy:";
+
+        var baseUrl = options.Upstream.BaseUrl;
+        if (baseUrl is null || !baseUrl.IsAbsoluteUri || (baseUrl.Scheme != Uri.UriSchemeHttp && baseUrl.Scheme != Uri.UriSchemeHttps))
+        {
+            failures.Add($"{upstream}BaseUrl must be an absolute http:// or https:// URL (got '{baseUrl}').");
+        }
+
+        RequirePositive(failures, upstream + "ConnectTimeout", options.Upstream.ConnectTimeout);
+        RequirePositive(failures, upstream + "ReconnectInitialDelay", options.Upstream.ReconnectInitialDelay);
+        if (options.Upstream.ReconnectMaxDelay < options.Upstream.ReconnectInitialDelay)
+        {
+            failures.Add($"{upstream}ReconnectMaxDelay must not be shorter than {upstream}ReconnectInitialDelay.");
+        }
+
+        if (options.Relay.MaxBacklog < 1)
+        {
+            failures.Add($"{relay}MaxBacklog must be at least 1 (got {options.Relay.MaxBacklog}).");
+        }
+
+        if (options.Proxy.MaxPredictionBodyBytes < 1)
+        {
+            failures.Add($"{proxy}MaxPredictionBodyBytes must be at least 1 (got {options.Proxy.MaxPredictionBodyBytes}).");
+        }
+
+        RequirePositive(failures, proxy + "ActivityTimeout", options.Proxy.ActivityTimeout);
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void RequirePositive(List<string> failures, string key, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            failures.Add($"{key} must be a positive time span such as 00:00:10 (got {value}).");
+        }
+    }
+}

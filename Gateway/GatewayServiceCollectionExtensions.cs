@@ -1,0 +1,46 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Proxy;
+using TromAi.Gateway.Upstream;
+using Yarp.ReverseProxy.Configuration;
+
+namespace TromAi.Gateway;
+
+public static class GatewayServiceCollectionExtensions
+{
+    /// <summary>Adds the gateway: options from the <c>Gateway</c> section, the prediction hub, its upstream sessions and the proxy.</summary>
+    public static IServiceCollection AddTromAiGateway(this IServiceCollection services, IConfiguration configuration)
+    {
+        var section = configuration.GetSection(GatewayOptions.SectionName);
+        services.AddOptions<GatewayOptions>()
+            .Configure(options => Bind(section, options))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+
+        services.AddSignalR();
+        services.AddSingleton<UpstreamSessionFactory>();
+        services.AddSingleton<SessionRegistry>();
+
+        services.AddReverseProxy();
+        services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();
+        return services;
+    }
+
+    /// <summary>
+    /// Binds the section, turning a value that does not parse (a TimeSpan of "ten seconds") into a
+    /// validation failure that names its key, like every other configuration error at start-up.
+    /// </summary>
+    private static void Bind(IConfigurationSection section, GatewayOptions options)
+    {
+        try
+        {
+            section.Bind(options, binder => binder.ErrorOnUnknownConfiguration = false);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new OptionsValidationException(GatewayOptions.SectionName, typeof(GatewayOptions), [e.Message]);
+        }
+    }
+}

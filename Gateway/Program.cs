@@ -1,0 +1,8 @@
+using TromAi.Gateway;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddTromAiGateway(builder.Configuration);
+
+var app = builder.Build();
+app.MapTromAiGateway();
+return await app.RunTromAiGatewayAsync();

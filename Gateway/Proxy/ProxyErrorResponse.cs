@@ -1,0 +1,33 @@
+using System.Net;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace TromAi.Gateway.Proxy;
+
+/// <summary>
+/// Gives a failed forward a body. YARP answers 502/504 with nothing in it; clients of TROM.AI expect
+/// its error shape, <c>{statusCode, success:false, message}</c>, so they can show what went wrong.
+/// </summary>
+internal sealed class ProxyErrorResponse(RequestDelegate next)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        await next(context);
+
+        var error = context.GetForwarderErrorFeature();
+        if (error is null || context.Response.HasStarted)
+        {
+            return;
+        }
+
+        var status = context.Response.StatusCode is >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
+        var message = error.Error switch
+        {
+            ForwarderError.RequestTimedOut => "TROM.AI did not answer in time (Gateway:Proxy:ActivityTimeout).",
+            ForwarderError.Request or ForwarderError.NoAvailableDestinations =>
+                $"TROM.AI is unreachable: {error.Exception?.GetBaseException().Message ?? "no destination available"}",
+            _ => $"The gateway could not forward the request to TROM.AI ({error.Error}).",
+        };
+
+        await ErrorResponse.WriteAsync(context, (HttpStatusCode)status, message);
+    }
+}

@@ -1,0 +1,254 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using TromAi.Gateway.Bridge;
+using Yarp.ReverseProxy.Model;
+
+namespace TromAi.Gateway.Proxy;
+
+/// <summary>
+/// On prediction routes, replaces a <c>socketIOClientId</c> that names one of this gateway's hub
+/// connections with that connection's upstream socket id, in JSON and multipart bodies. Any other
+/// body is forwarded byte for byte, so plain Socket.IO clients keep working through the gateway.
+/// </summary>
+internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sessions, IOptions<GatewayOptions> options)
+{
+    public const string MetadataKey = "TromAi.RewriteSocketId";
+    private const string FieldName = "socketIOClientId";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var route = context.GetReverseProxyFeature().Route.Config;
+        if (route.Metadata?.ContainsKey(MetadataKey) != true || !HttpMethods.IsPost(context.Request.Method))
+        {
+            await next(context);
+            return;
+        }
+
+        var contentType = context.Request.ContentType;
+        var isJson = contentType is not null && MediaTypeHeaderValue.TryParse(contentType, out var media)
+            && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));
+        var boundary = isJson ? null : MultipartBoundary(contentType);
+        if (!isJson && boundary is null)
+        {
+            await next(context); // TROM.AI answers such bodies itself (it reads an empty question)
+            return;
+        }
+
+        var limit = options.Value.Proxy.MaxPredictionBodyBytes;
+        var body = await ReadBodyAsync(context, limit);
+        if (body is null)
+        {
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.RequestEntityTooLarge,
+                $"The prediction body is larger than the gateway's limit of {limit} bytes (Gateway:Proxy:MaxPredictionBodyBytes).");
+            return;
+        }
+
+        RewriteResult result;
+        try
+        {
+            result = isJson ? RewriteJson(body) : await RewriteMultipartAsync(body, boundary!);
+        }
+        catch (JsonException e)
+        {
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid JSON: {e.Message}");
+            return;
+        }
+        catch (IOException e)
+        {
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid multipart/form-data: {e.Message}");
+            return;
+        }
+
+        if (result.Status == RewriteStatus.Reconnecting)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.ServiceUnavailable,
+                "The upstream session of this hub connection is reconnecting; retry once the connection has received gateway:upstream-restored.");
+            return;
+        }
+
+        var forwarded = result.Body ?? body;
+        context.Request.Body = new MemoryStream(forwarded, writable: false);
+        context.Request.ContentLength = forwarded.Length;
+        context.Request.Headers.TransferEncoding = default;
+        await next(context);
+    }
+
+    private static string? MultipartBoundary(string? contentType)
+    {
+        if (contentType is null || !MediaTypeHeaderValue.TryParse(contentType, out var media)
+            || !media.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var boundary = HeaderUtilities.RemoveQuotes(media.Boundary);
+        return boundary.Length == 0 ? null : boundary.ToString();
+    }
+
+    /// <summary>Reads the whole body, or returns null as soon as it passes <paramref name="limit"/>.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(HttpContext context, long limit)
+    {
+        var declared = context.Request.ContentLength;
+        if (declared > limit)
+        {
+            return null;
+        }
+
+        // Kestrel's own cap (30 MB) would otherwise stop a body the gateway's limit allows.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit + 1;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(declared ?? 16 * 1024, limit) + 1);
+        var source = context.Request.Body;
+        int read;
+        while ((read = await source.ReadAsync(buffer.GetMemory(16 * 1024), context.RequestAborted)) > 0)
+        {
+            buffer.Advance(read);
+            if (buffer.WrittenCount > limit)
+            {
+                return null;
+            }
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private RewriteResult RewriteJson(byte[] body)
+    {
+        using var document = JsonDocument.Parse(body);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object
+            || !root.TryGetProperty(FieldName, out var id) || id.ValueKind != JsonValueKind.String)
+        {
+            return RewriteResult.Unchanged;
+        }
+
+        var lookup = Resolve(id.GetString()!);
+        if (lookup.Status != RewriteStatus.Rewritten)
+        {
+            return lookup;
+        }
+
+        var output = new ArrayBufferWriter<byte>(body.Length + 32);
+        using (var writer = new Utf8JsonWriter(output))
+        {
+            writer.WriteStartObject();
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.NameEquals(FieldName))
+                {
+                    writer.WriteString(FieldName, lookup.SocketId);
+                }
+                else
+                {
+                    property.WriteTo(writer);
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return lookup with { Body = output.WrittenSpan.ToArray() };
+    }
+
+    /// <summary>
+    /// Multipart bodies are rebuilt section by section with the same boundary; only the
+    /// <c>socketIOClientId</c> field's value changes. Files pass through as the bytes they were.
+    /// </summary>
+    private async Task<RewriteResult> RewriteMultipartAsync(byte[] body, string boundary)
+    {
+        var sections = new List<(MultipartSection Section, byte[] Content)>();
+        var reader = new MultipartReader(boundary, new MemoryStream(body, writable: false)) { BodyLengthLimit = null };
+        RewriteResult lookup = RewriteResult.Unchanged;
+        int? rewritten = null;
+        while (await reader.ReadNextSectionAsync() is { } section)
+        {
+            using var content = new MemoryStream();
+            await section.Body.CopyToAsync(content);
+            if (rewritten is null
+                && ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                && disposition.IsFormDisposition() && disposition.Name.Equals(FieldName, StringComparison.Ordinal))
+            {
+                lookup = Resolve(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length));
+                if (lookup.Status == RewriteStatus.Reconnecting)
+                {
+                    return lookup;
+                }
+
+                if (lookup.Status == RewriteStatus.Rewritten)
+                {
+                    rewritten = sections.Count;
+                }
+            }
+
+            sections.Add((section, content.ToArray()));
+        }
+
+        if (sections.Count == 0)
+        {
+            throw new IOException("it has no sections.");
+        }
+
+        if (rewritten is null)
+        {
+            return RewriteResult.Unchanged;
+        }
+
+        var output = new MemoryStream(body.Length + 32);
+        for (var i = 0; i < sections.Count; i++)
+        {
+            var (section, content) = sections[i];
+            WriteAscii(output, $"--{boundary}\r\n");
+            foreach (var header in section.Headers!)
+            {
+                foreach (var value in header.Value)
+                {
+                    output.Write(Encoding.UTF8.GetBytes($"{header.Key}: {value}\r\n"));
+                }
+            }
+
+            WriteAscii(output, "\r\n");
+            output.Write(i == rewritten ? Encoding.UTF8.GetBytes(lookup.SocketId!) : content);
+            WriteAscii(output, "\r\n");
+        }
+
+        WriteAscii(output, $"--{boundary}--\r\n");
+        return lookup with { Body = output.ToArray() };
+    }
+
+    private static void WriteAscii(Stream output, string text) => output.Write(Encoding.ASCII.GetBytes(text));
+
+    private RewriteResult Resolve(string clientId)
+    {
+        if (!sessions.TryGet(clientId, out var session))
+        {
+            return RewriteResult.Unchanged; // not ours: a plain Socket.IO client's id, or a stale one
+        }
+
+        var socketId = session.SocketId;
+        return socketId is null
+            ? new RewriteResult(RewriteStatus.Reconnecting, null, null)
+            : new RewriteResult(RewriteStatus.Rewritten, socketId, null);
+    }
+
+    private enum RewriteStatus
+    {
+        Unchanged,
+        Rewritten,
+        Reconnecting,
+    }
+
+    private sealed record RewriteResult(RewriteStatus Status, string? SocketId, byte[]? Body)
+    {
+        public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null);
+    }
+}

@@ -1,0 +1,241 @@
+using SocketIOClient;
+using SocketIOClient.Transport;
+
+namespace TromAi.Gateway.Upstream;
+
+/// <summary>
+/// One SignalR connection's Socket.IO session with TROM.AI. It owns the reconnect policy, because
+/// SocketIOClient's own retries every ~1 s with neither backoff nor jitter: after an upstream
+/// restart every gateway session would knock at once. Each attempt opens a fresh client, so no
+/// state of a dead socket leaks into the next one.
+/// </summary>
+internal sealed partial class UpstreamSession : IAsyncDisposable
+{
+    // SocketIOClient's DisconnectAsync can hang for minutes after a network cut.
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly UpstreamOptions _options;
+    private readonly IUpstreamListener _listener;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _disposed = new();
+    private readonly Lock _gate = new();
+    private SocketIO? _socket;
+    private Task _reconnecting = Task.CompletedTask;
+
+    public UpstreamSession(UpstreamOptions options, IUpstreamListener listener, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _listener = listener;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>The upstream's id for this session's socket, or null while it is reconnecting. Never shown to clients.</summary>
+    public string? SocketId
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _socket?.Id;
+            }
+        }
+    }
+
+    /// <summary>Opens the session; completes when the upstream has accepted the socket.</summary>
+    /// <exception cref="UpstreamUnavailableException">TROM.AI did not accept it within the configured time.</exception>
+    public async Task ConnectAsync(CancellationToken cancellationToken)
+    {
+        var socket = await OpenAsync(cancellationToken);
+        lock (_gate)
+        {
+            if (!_disposed.IsCancellationRequested)
+            {
+                _socket = socket;
+                return;
+            }
+        }
+
+        await CloseAsync(socket);
+        throw new ObjectDisposedException(nameof(UpstreamSession));
+    }
+
+    private async Task<SocketIO> OpenAsync(CancellationToken cancellationToken)
+    {
+        var socket = new SocketIO(_options.BaseUrl, new SocketIOOptions
+        {
+            Transport = _options.Transport,
+            Reconnection = false,
+            ConnectionTimeout = _options.ConnectTimeout,
+        });
+
+        var connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        socket.OnConnected += (_, _) => connected.TrySetResult();
+        socket.OnError += (_, error) => connected.TrySetException(new UpstreamUnavailableException(error));
+        socket.OnDisconnected += (sender, reason) => OnDisconnected((SocketIO)sender!, reason);
+        socket.OnAny((name, response) => _listener.OnEvent(name, UpstreamPayload.ToArguments(response)));
+        var binaryEventNames = new HashSet<string>(StringComparer.Ordinal); // touched only on the receive loop
+        socket.ClientWebSocketProvider = () => new BinaryEventWatcher(new SystemNetWebSocketsClientWebSocket(socket.Options.EIO), name =>
+        {
+            if (binaryEventNames.Add(name))
+            {
+                RelayBinaryEvents(socket, name);
+            }
+        });
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        try
+        {
+            // ConnectAsync can return before the server has accepted the socket; Id is only valid after OnConnected.
+            await socket.ConnectAsync().WaitAsync(timeout.Token);
+            await connected.Task.WaitAsync(timeout.Token);
+            return socket;
+        }
+        catch (Exception e)
+        {
+            await CloseAsync(socket);
+            if (_disposed.IsCancellationRequested || cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException("The upstream session was closed while connecting.", e);
+            }
+
+            var reason = e is OperationCanceledException ? $"no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s" : e.Message;
+            throw new UpstreamUnavailableException(
+                $"TROM.AI at {_options.BaseUrl} did not open a Socket.IO session: {reason}", e as UpstreamUnavailableException ?? e);
+        }
+    }
+
+    /// <summary>
+    /// Registers a named handler the first time a binary event of that name arrives. It relays only
+    /// events with attachments: the others of that name already reach <c>OnAny</c>.
+    /// </summary>
+    private void RelayBinaryEvents(SocketIO socket, string name) =>
+        socket.On(name, response =>
+        {
+            if (response.InComingBytes is { Count: > 0 })
+            {
+                _listener.OnEvent(name, UpstreamPayload.ToArguments(response));
+            }
+        });
+
+    private void OnDisconnected(SocketIO socket, string reason)
+    {
+        lock (_gate)
+        {
+            // A socket we replaced or closed ourselves says goodbye too; only the live one counts.
+            if (!ReferenceEquals(socket, _socket) || _disposed.IsCancellationRequested)
+            {
+                return;
+            }
+
+            _socket = null;
+            _reconnecting = ReconnectAsync(socket, reason);
+        }
+    }
+
+    private async Task ReconnectAsync(SocketIO lost, string reason)
+    {
+        await Task.Yield(); // leave SocketIOClient's receive loop before doing anything slow
+        Log.UpstreamLost(_logger, reason);
+        _listener.OnLost(reason);
+        await CloseAsync(lost);
+
+        var lostAt = _time.GetTimestamp();
+        for (var attempt = 1; !_disposed.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                await Task.Delay(Backoff(attempt), _time, _disposed.Token);
+                var socket = await OpenAsync(_disposed.Token);
+                lock (_gate)
+                {
+                    if (!_disposed.IsCancellationRequested && socket.Connected)
+                    {
+                        _socket = socket;
+                        Log.UpstreamRestored(_logger, attempt);
+                        _listener.OnRestored(attempt, _time.GetElapsedTime(lostAt));
+                        return;
+                    }
+                }
+
+                await CloseAsync(socket);
+            }
+            catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (UpstreamUnavailableException e)
+            {
+                Log.ReconnectFailed(_logger, attempt, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Exponential backoff with jitter: half the nominal delay is fixed, half random, so sessions that dropped together spread out.</summary>
+    internal TimeSpan Backoff(int attempt)
+    {
+        var nominal = _options.ReconnectInitialDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 30));
+        var capped = Math.Min(nominal, _options.ReconnectMaxDelay.TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(capped * (0.5 + Random.Shared.NextDouble() * 0.5));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        SocketIO? socket;
+        Task reconnecting;
+        lock (_gate)
+        {
+            if (_disposed.IsCancellationRequested)
+            {
+                return;
+            }
+
+            _disposed.Cancel();
+            socket = _socket;
+            _socket = null;
+            reconnecting = _reconnecting;
+        }
+
+        if (socket is not null)
+        {
+            await CloseAsync(socket);
+        }
+
+        await reconnecting;
+        _disposed.Dispose();
+    }
+
+    private static async Task CloseAsync(SocketIO socket)
+    {
+        try
+        {
+            if (socket.Connected)
+            {
+                // Tells the upstream at once that the socket is gone, instead of after its ping timeout.
+                await socket.DisconnectAsync().WaitAsync(CloseTimeout);
+            }
+        }
+        catch (Exception)
+        {
+            // The socket is being thrown away; a failed goodbye changes nothing.
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Upstream Socket.IO session lost ({Reason}); reconnecting.")]
+        public static partial void UpstreamLost(ILogger logger, string reason);
+
+        [LoggerMessage(2, LogLevel.Information, "Upstream Socket.IO session restored after {Attempts} attempt(s).")]
+        public static partial void UpstreamRestored(ILogger logger, int attempts);
+
+        [LoggerMessage(3, LogLevel.Debug, "Upstream reconnect attempt {Attempt} failed: {Reason}")]
+        public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);
+    }
+}
