@@ -345,7 +345,18 @@ async function runTokens({ chatflowId, chatId, question, overrideConfig, emit })
 }
 
 // SSE sample: what the SSE-era upstream (2.1+) writes, for the gateway's proxy tests.
+// With ?gate=KEY it writes the first block, then holds the rest until POST /test/release/KEY, so a
+// test can prove the first block crossed a proxy while the response was still open.
 app.get("/api/v1/sse", sse);
+
+/** Open SSE gates by key: resolve functions waiting for POST /test/release/:key. */
+const gates = new Map();
+app.post("/test/release/:key", (req, res) => {
+  const release = gates.get(req.params.key);
+  gates.delete(req.params.key);
+  if (release) release();
+  res.json({ released: Boolean(release) });
+});
 
 function sse(req, res) {
   const count = req.query.count !== undefined ? Math.max(0, Math.floor(Number(req.query.count) || 0)) : 10;
@@ -359,11 +370,16 @@ function sse(req, res) {
 
   let i = 0;
   let timer = null;
+  const gate = req.query.gate ? String(req.query.gate) : null;
   const tick = () => {
     if (res.destroyed) return;
     if (i < count) {
       res.write(`message:\ndata:${JSON.stringify({ event: "token", data: String(i) })}\n\n`);
       i++;
+      if (i === 1 && gate) {
+        gates.set(gate, () => { timer = setTimeout(tick, intervalMs); });
+        return;
+      }
       timer = setTimeout(tick, intervalMs);
     } else {
       res.end(`message:\ndata:${JSON.stringify({ event: "end", data: "[DONE]" })}\n\n`);

@@ -101,10 +101,11 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
             return null;
         }
 
-        // Kestrel's own cap (30 MB) would otherwise stop a body the gateway's limit allows.
+        // The gateway's limit applies here, counted below; Kestrel's own cap (30 MB) would otherwise
+        // stop a body that the limit allows, or answer 413 without saying why.
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
         {
-            sizeFeature.MaxRequestBodySize = limit + 1;
+            sizeFeature.MaxRequestBodySize = null;
         }
 
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(declared ?? 16 * 1024, limit) + 1);

@@ -1,0 +1,43 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace TromAi.Gateway.Tests.Fixtures;
+
+/// <summary>The prediction request of TROM.AI's streaming guide, as a front end sends it.</summary>
+public static class Predictions
+{
+    public static readonly string[] AllEventNames = AllEvents.Expected.Select(e => e.Name).Distinct().ToArray();
+
+    public static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string chatflowId, object body)
+    {
+        using var response = await http.PostAsJsonAsync($"api/v1/prediction/{chatflowId}", body);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+    }
+}
+
+/// <summary>What the upstream's <c>all-events</c> chatflow emits (<c>upstream/all-events.json</c>), as a client should receive it.</summary>
+public static class AllEvents
+{
+    public static IReadOnlyList<(string Name, string ArgsJson)> Expected { get; } = Load();
+
+    private static List<(string, string)> Load()
+    {
+        using var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestUpstream.Directory, "all-events.json")));
+        return file.RootElement.GetProperty("events").EnumerateArray()
+            .Select(e => (e.GetProperty("event").GetString()!, Canonical(InlineBinary(e.GetProperty("args").GetRawText()))))
+            .ToList();
+    }
+
+    /// <summary>A binary attachment reaches SignalR clients as its base64 string.</summary>
+    private static string InlineBinary(string argsJson) =>
+        System.Text.RegularExpressions.Regex.Replace(argsJson, """\{\s*"\$binary"\s*:\s*("[^"]*")\s*\}""", "$1");
+
+    /// <summary>JSON re-written compactly, so that equal values compare equal as text.</summary>
+    public static string Canonical(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return JsonSerializer.Serialize(document.RootElement, new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    }
+}
