@@ -31,11 +31,15 @@ public static class GatewayApplicationExtensions
         return app;
     }
 
-    /// <summary>Runs the gateway; a configuration error ends start-up with its message, not a stack trace.</summary>
+    /// <summary>
+    /// Maps the gateway (<see cref="MapTromAiGateway"/>) and runs it until shutdown. A configuration
+    /// error ends start-up with its message, naming the key, instead of a stack trace; exit code 2.
+    /// </summary>
     public static async Task<int> RunTromAiGatewayAsync(this WebApplication app)
     {
         try
         {
+            app.MapTromAiGateway(); // reads the options, so a bad value surfaces here already
             await app.RunAsync();
             return 0;
         }

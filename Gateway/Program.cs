@@ -4,5 +4,4 @@ var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddTromAiGateway(builder.Configuration);
 
 var app = builder.Build();
-app.MapTromAiGateway();
 return await app.RunTromAiGatewayAsync();

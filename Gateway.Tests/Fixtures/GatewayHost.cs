@@ -45,6 +45,7 @@ public sealed class GatewayHost : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
+            ["Logging:LogLevel:Default"] = "Warning",
             ["Gateway:Upstream:BaseUrl"] = upstream.ToString(),
             ["Gateway:Upstream:ConnectTimeout"] = "00:00:05",
             ["Gateway:Upstream:ReconnectInitialDelay"] = "00:00:00.100",

@@ -1,0 +1,53 @@
+using System.Net;
+using Microsoft.AspNetCore.SignalR.Client;
+using TromAi.Gateway.Tests.Fixtures;
+using TromAi.Gateway.Tests.Infrastructure;
+
+namespace TromAi.Gateway.Tests.Bridge;
+
+/// <summary>A client that stops reading is cut off at the backlog limit; its neighbours do not notice.</summary>
+public sealed class ConnectionRelayTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task A_client_that_stops_reading_is_cut_off_while_its_neighbour_keeps_streaming()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            // Above the neighbour's whole burst, so only a client that does not read can reach it.
+            ["Gateway:Relay:MaxBacklog"] = "5000",
+        });
+        var (stalled, stalledTransport) = await HubClients.StartWithTransportAsync(gateway.HubUrl);
+        await using var _ = stalled;
+        var closed = new TaskCompletionSource();
+        stalled.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
+        stalled.On<string>("token", _ => { });
+        var stalledId = await stalled.InvokeAsync<string>("GetSocketIOClientId");
+
+        var neighbourEvents = new EventRecorder();
+        await using var neighbour = HubClients.Create(gateway.HubUrl);
+        neighbourEvents.Listen(neighbour, "token", "end");
+        await neighbour.StartAsync();
+        var neighbourId = await neighbour.InvokeAsync<string>("GetSocketIOClientId");
+
+        stalledTransport.PauseReading();
+        // ~80 MB of 2 KB tokens: far more than the socket and pipe buffers between the gateway and the client hold.
+        var flood = Predictions.PostAsync(gateway.Http, "tokens",
+            new { question = new string('x', 2000), socketIOClientId = stalledId, overrideConfig = new { count = 40_000 } });
+        await upstream.WaitForSocketCountAsync(1, Timeout); // the stalled connection's upstream session is gone
+
+        var (status, _) = await Predictions.PostAsync(gateway.Http, "tokens",
+            new { question = "n", socketIOClientId = neighbourId, overrideConfig = new { count = 2_000 } });
+        Assert.Equal(HttpStatusCode.OK, status);
+        await neighbourEvents.WaitForAsync(e => e.Any(x => x.Name == "end"), Timeout);
+        Assert.Equal(Enumerable.Range(0, 2_000).Select(i => $"n:{i}"), neighbourEvents.Snapshot().Where(e => e.Name == "token").Select(e => e.Args[0].GetString()));
+        Assert.Equal(HttpStatusCode.OK, (await flood).Status);
+
+        stalledTransport.ResumeReading();
+        await closed.Task.WaitAsync(Timeout);
+        Assert.Equal(HubConnectionState.Disconnected, stalled.State);
+        Assert.Equal(HubConnectionState.Connected, neighbour.State);
+    }
+}
