@@ -12,12 +12,23 @@ public sealed class GatewayOptions
     public RelayOptions Relay { get; set; } = new();
 
     public ProxyOptions Proxy { get; set; } = new();
+
+    public RedisOptions Redis { get; set; } = new();
 }
 
 public sealed class UpstreamOptions
 {
     /// <summary>Where TROM.AI listens: its REST API, web UI and Socket.IO endpoint.</summary>
     public Uri BaseUrl { get; set; } = new("http://localhost:3000");
+
+    /// <summary>
+    /// Several TROM.AI replicas, instead of <see cref="BaseUrl"/>. Each session opens on the least
+    /// loaded one and its predictions go to that replica; other requests are load-balanced.
+    /// </summary>
+    public List<Uri> Destinations { get; set; } = [];
+
+    /// <summary>The replicas in use: <see cref="Destinations"/>, or <see cref="BaseUrl"/> alone.</summary>
+    public IReadOnlyList<Uri> Replicas => Destinations.Count > 0 ? Destinations : [BaseUrl];
 
     /// <summary>How long a new hub connection may wait for its upstream Socket.IO session before its start fails.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -29,6 +40,26 @@ public sealed class UpstreamOptions
     public TimeSpan ReconnectInitialDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 
     public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class RedisOptions
+{
+    /// <summary>
+    /// A StackExchange.Redis configuration string (<c>redis:6379,password=...</c>). Empty: the instance
+    /// runs alone on in-memory state. Set: instances share a session directory and a SignalR backplane.
+    /// </summary>
+    public string? Configuration { get; set; }
+
+    /// <summary>Prefix of every key and channel, so several gateways can share one Redis.</summary>
+    public string KeyPrefix { get; set; } = "tromai-gateway";
+
+    /// <summary>How long a session's directory entry outlives its owner; the owner refreshes it well before.</summary>
+    public TimeSpan SessionTtl { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest wait for one Redis call in a request path; past it the call counts as failed.</summary>
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(Configuration);
 }
 
 public sealed class RelayOptions

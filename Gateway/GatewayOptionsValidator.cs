@@ -12,10 +12,10 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         const string relay = GatewayOptions.SectionName + ":Relay:";
         const string proxy = GatewayOptions.SectionName + ":Proxy:";
 
-        var baseUrl = options.Upstream.BaseUrl;
-        if (baseUrl is null || !baseUrl.IsAbsoluteUri || (baseUrl.Scheme != Uri.UriSchemeHttp && baseUrl.Scheme != Uri.UriSchemeHttps))
+        RequireHttpUrl(failures, upstream + "BaseUrl", options.Upstream.BaseUrl);
+        for (var i = 0; i < options.Upstream.Destinations.Count; i++)
         {
-            failures.Add($"{upstream}BaseUrl must be an absolute http:// or https:// URL (got '{baseUrl}').");
+            RequireHttpUrl(failures, $"{upstream}Destinations:{i}", options.Upstream.Destinations[i]);
         }
 
         RequirePositive(failures, upstream + "ConnectTimeout", options.Upstream.ConnectTimeout);
@@ -23,6 +23,26 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.Upstream.ReconnectMaxDelay < options.Upstream.ReconnectInitialDelay)
         {
             failures.Add($"{upstream}ReconnectMaxDelay must not be shorter than {upstream}ReconnectInitialDelay.");
+        }
+
+        const string redis = GatewayOptions.SectionName + ":Redis:";
+        if (options.Redis.Enabled)
+        {
+            try
+            {
+                StackExchange.Redis.ConfigurationOptions.Parse(options.Redis.Configuration!);
+            }
+            catch (ArgumentException e)
+            {
+                failures.Add($"{redis}Configuration is not a valid StackExchange.Redis configuration: {e.Message}");
+            }
+
+            RequirePositive(failures, redis + "SessionTtl", options.Redis.SessionTtl);
+            RequirePositive(failures, redis + "OperationTimeout", options.Redis.OperationTimeout);
+            if (string.IsNullOrWhiteSpace(options.Redis.KeyPrefix))
+            {
+                failures.Add($"{redis}KeyPrefix must not be empty.");
+            }
         }
 
         if (options.Relay.MaxBacklog < 1)
@@ -38,6 +58,14 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         RequirePositive(failures, proxy + "ActivityTimeout", options.Proxy.ActivityTimeout);
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void RequireHttpUrl(List<string> failures, string key, Uri? url)
+    {
+        if (url is null || !url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+        {
+            failures.Add($"{key} must be an absolute http:// or https:// URL (got '{url}').");
+        }
     }
 
     private static void RequirePositive(List<string> failures, string key, TimeSpan value)

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Proxy;
+using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Configuration;
 
@@ -20,8 +20,19 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
 
         services.AddSignalR();
+        services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();
-        services.AddSingleton<SessionRegistry>();
+        if (new RedisOptions { Configuration = section["Redis:Configuration"] }.Enabled)
+        {
+            services.AddSingleton<RedisConnection>();
+            services.AddSingleton<RedisSessionDirectory>();
+            services.AddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<RedisSessionDirectory>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisSessionDirectory>());
+        }
+        else
+        {
+            services.AddSingleton<ISessionDirectory, MemorySessionDirectory>();
+        }
 
         services.AddReverseProxy();
         services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
@@ -9,7 +10,8 @@ public sealed class UpstreamSessionTests
     public async Task Reconnect_delays_double_per_attempt_with_jitter_up_to_the_maximum()
     {
         var options = new UpstreamOptions { ReconnectInitialDelay = TimeSpan.FromMilliseconds(100), ReconnectMaxDelay = TimeSpan.FromSeconds(5) };
-        await using var session = new UpstreamSession(options, new NoListener(), TimeProvider.System, NullLogger.Instance);
+        var destinations = new UpstreamDestinations(Options.Create(new GatewayOptions { Upstream = options }));
+        await using var session = new UpstreamSession(options, destinations, new NoListener(), TimeProvider.System, NullLogger.Instance);
 
         for (var attempt = 1; attempt <= 12; attempt++)
         {
@@ -19,6 +21,23 @@ public sealed class UpstreamSessionTests
             Assert.All(delays, d => Assert.InRange(d, nominal / 2, nominal));
             Assert.True(delays.Distinct().Count() > 100, "delays of one attempt are spread, so sessions that dropped together do not knock together");
         }
+    }
+
+    [Fact]
+    public void New_sessions_go_to_the_least_loaded_replica_and_a_lost_one_is_avoided_while_another_exists()
+    {
+        Uri a = new("http://replica-a:3000/"), b = new("http://replica-b:3000/");
+        var destinations = new UpstreamDestinations(Options.Create(new GatewayOptions { Upstream = { Destinations = [a, b] } }));
+
+        var first = destinations.Acquire();
+        var second = destinations.Acquire();
+        destinations.Release(first);
+        var third = destinations.Acquire();
+
+        Assert.NotEqual(first, second);
+        Assert.Equal(first, third); // the emptier one
+        Assert.Equal(b, destinations.Acquire(avoid: a));
+        Assert.Equal(b, destinations.Acquire(avoid: a)); // even now that b is the busier one
     }
 
     private sealed class NoListener : IUpstreamListener

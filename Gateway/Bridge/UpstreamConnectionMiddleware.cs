@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
+using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
@@ -16,7 +17,7 @@ namespace TromAi.Gateway.Bridge;
 internal sealed partial class UpstreamConnectionMiddleware(
     ConnectionDelegate next,
     UpstreamSessionFactory sessions,
-    SessionRegistry registry,
+    ISessionDirectory directory,
     HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
     ILogger<UpstreamConnectionMiddleware> logger)
@@ -43,14 +44,14 @@ internal sealed partial class UpstreamConnectionMiddleware(
         }
 
         connection.Features.Set(new BridgedConnection(session, relay));
-        registry.Add(connection.ConnectionId, session);
+        await directory.AddAsync(connection.ConnectionId, session); // findable by every instance before start() completes
         try
         {
             await next(connection);
         }
         finally
         {
-            registry.Remove(connection.ConnectionId);
+            await directory.RemoveAsync(connection.ConnectionId);
             await relay.StopAsync();
         }
     }

@@ -32,11 +32,14 @@ internal sealed class GatewayProxyConfigProvider : IProxyConfigProvider
             new ClusterConfig
             {
                 ClusterId = ClusterId,
-                Destinations = new Dictionary<string, DestinationConfig>
-                {
-                    ["primary"] = new() { Address = gateway.Upstream.BaseUrl.ToString() },
-                },
+                Destinations = gateway.Upstream.Replicas.ToDictionary(
+                    replica => replica.ToString(), replica => new DestinationConfig { Address = replica.ToString() }),
                 HttpRequest = new ForwarderRequestConfig { ActivityTimeout = gateway.Proxy.ActivityTimeout },
+                // A replica that fails requests is left out of load balancing for a while.
+                HealthCheck = new HealthCheckConfig
+                {
+                    Passive = new PassiveHealthCheckConfig { Enabled = true, ReactivationPeriod = TimeSpan.FromSeconds(10) },
+                },
             },
         ];
 

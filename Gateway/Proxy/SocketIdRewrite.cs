@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
-using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Scaleout;
 using Yarp.ReverseProxy.Model;
 
 namespace TromAi.Gateway.Proxy;
@@ -15,8 +15,10 @@ namespace TromAi.Gateway.Proxy;
 /// On prediction routes, replaces a <c>socketIOClientId</c> that names one of this gateway's hub
 /// connections with that connection's upstream socket id, in JSON and multipart bodies. Any other
 /// body is forwarded byte for byte, so plain Socket.IO clients keep working through the gateway.
+/// The connection may live on any gateway instance; the request then goes to the replica that holds
+/// its socket, whatever load balancing would have chosen.
 /// </summary>
-internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sessions, IOptions<GatewayOptions> options)
+internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory sessions, IOptions<GatewayOptions> options)
 {
     public const string MetadataKey = "TromAi.RewriteSocketId";
     private const string FieldName = "socketIOClientId";
@@ -52,7 +54,7 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
         RewriteResult result;
         try
         {
-            result = isJson ? RewriteJson(body) : await RewriteMultipartAsync(body, boundary!);
+            result = isJson ? await RewriteJsonAsync(body, context.RequestAborted) : await RewriteMultipartAsync(body, boundary!, context.RequestAborted);
         }
         catch (JsonException e)
         {
@@ -71,6 +73,11 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
             await ErrorResponse.WriteAsync(context, HttpStatusCode.ServiceUnavailable,
                 "The upstream session of this hub connection is reconnecting; retry once the connection has received gateway:upstream-restored.");
             return;
+        }
+
+        if (result.Destination is not null)
+        {
+            PinDestination(context, result.Destination);
         }
 
         var forwarded = result.Body ?? body;
@@ -123,7 +130,21 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
         return buffer.WrittenSpan.ToArray();
     }
 
-    private RewriteResult RewriteJson(byte[] body)
+    /// <summary>Sends the request to the replica holding the session's socket: TROM.AI emits only to sockets it holds itself.</summary>
+    private static void PinDestination(HttpContext context, Uri destination)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        foreach (var candidate in proxy.AllDestinations)
+        {
+            if (Uri.TryCreate(candidate.Model.Config.Address, UriKind.Absolute, out var address) && address == destination)
+            {
+                proxy.AvailableDestinations = [candidate];
+                return;
+            }
+        }
+    }
+
+    private async Task<RewriteResult> RewriteJsonAsync(byte[] body, CancellationToken cancellationToken)
     {
         using var document = JsonDocument.Parse(body);
         var root = document.RootElement;
@@ -133,13 +154,13 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
             return RewriteResult.Unchanged;
         }
 
-        var lookup = Resolve(id.GetString()!);
-        if (lookup.Status != RewriteStatus.Rewritten)
-        {
-            return lookup;
-        }
+        var lookup = await ResolveAsync(id.GetString()!, cancellationToken);
+        return lookup.Status == RewriteStatus.Rewritten ? lookup with { Body = ReplaceField(root, body.Length, lookup.SocketId!) } : lookup;
+    }
 
-        var output = new ArrayBufferWriter<byte>(body.Length + 32);
+    private static byte[] ReplaceField(JsonElement root, int length, string socketId)
+    {
+        var output = new ArrayBufferWriter<byte>(length + 32);
         using (var writer = new Utf8JsonWriter(output))
         {
             writer.WriteStartObject();
@@ -147,7 +168,7 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
             {
                 if (property.NameEquals(FieldName))
                 {
-                    writer.WriteString(FieldName, lookup.SocketId);
+                    writer.WriteString(FieldName, socketId);
                 }
                 else
                 {
@@ -158,14 +179,14 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
             writer.WriteEndObject();
         }
 
-        return lookup with { Body = output.WrittenSpan.ToArray() };
+        return output.WrittenSpan.ToArray();
     }
 
     /// <summary>
     /// Multipart bodies are rebuilt section by section with the same boundary; only the
     /// <c>socketIOClientId</c> field's value changes. Files pass through as the bytes they were.
     /// </summary>
-    private async Task<RewriteResult> RewriteMultipartAsync(byte[] body, string boundary)
+    private async Task<RewriteResult> RewriteMultipartAsync(byte[] body, string boundary, CancellationToken cancellationToken)
     {
         var sections = new List<(MultipartSection Section, byte[] Content)>();
         var reader = new MultipartReader(boundary, new MemoryStream(body, writable: false)) { BodyLengthLimit = null };
@@ -179,7 +200,7 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
                 && ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                 && disposition.IsFormDisposition() && disposition.Name.Equals(FieldName, StringComparison.Ordinal))
             {
-                lookup = Resolve(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length));
+                lookup = await ResolveAsync(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length), cancellationToken);
                 if (lookup.Status == RewriteStatus.Reconnecting)
                 {
                     return lookup;
@@ -228,17 +249,16 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
 
     private static void WriteAscii(Stream output, string text) => output.Write(Encoding.ASCII.GetBytes(text));
 
-    private RewriteResult Resolve(string clientId)
+    private async ValueTask<RewriteResult> ResolveAsync(string clientId, CancellationToken cancellationToken)
     {
-        if (!sessions.TryGet(clientId, out var session))
+        if (await sessions.FindAsync(clientId, cancellationToken) is not { } location)
         {
             return RewriteResult.Unchanged; // not ours: a plain Socket.IO client's id, or a stale one
         }
 
-        var socketId = session.SocketId;
-        return socketId is null
-            ? new RewriteResult(RewriteStatus.Reconnecting, null, null)
-            : new RewriteResult(RewriteStatus.Rewritten, socketId, null);
+        return location.SocketId is null
+            ? new RewriteResult(RewriteStatus.Reconnecting, null, null, null)
+            : new RewriteResult(RewriteStatus.Rewritten, location.SocketId, location.Destination, null);
     }
 
     private enum RewriteStatus
@@ -248,8 +268,8 @@ internal sealed class SocketIdRewrite(RequestDelegate next, SessionRegistry sess
         Reconnecting,
     }
 
-    private sealed record RewriteResult(RewriteStatus Status, string? SocketId, byte[]? Body)
+    private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination, byte[]? Body)
     {
-        public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null);
+        public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null, null);
     }
 }

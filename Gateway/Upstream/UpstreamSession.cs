@@ -15,17 +15,20 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly UpstreamOptions _options;
+    private readonly UpstreamDestinations _destinations;
     private readonly IUpstreamListener _listener;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _disposed = new();
     private readonly Lock _gate = new();
     private SocketIO? _socket;
+    private Uri? _destination;
     private Task _reconnecting = Task.CompletedTask;
 
-    public UpstreamSession(UpstreamOptions options, IUpstreamListener listener, TimeProvider time, ILogger logger)
+    public UpstreamSession(UpstreamOptions options, UpstreamDestinations destinations, IUpstreamListener listener, TimeProvider time, ILogger logger)
     {
         _options = options;
+        _destinations = destinations;
         _listener = listener;
         _time = time;
         _logger = logger;
@@ -43,27 +46,65 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Opens the session; completes when the upstream has accepted the socket.</summary>
-    /// <exception cref="UpstreamUnavailableException">TROM.AI did not accept it within the configured time.</exception>
-    public async Task ConnectAsync(CancellationToken cancellationToken)
+    /// <summary>The replica this session's socket lives on (or last lived on, while reconnecting).</summary>
+    public Uri? Destination
     {
-        var socket = await OpenAsync(cancellationToken);
-        lock (_gate)
+        get
         {
-            if (!_disposed.IsCancellationRequested)
+            lock (_gate)
             {
-                _socket = socket;
-                return;
+                return _destination;
             }
         }
-
-        await CloseAsync(socket);
-        throw new ObjectDisposedException(nameof(UpstreamSession));
     }
 
-    private async Task<SocketIO> OpenAsync(CancellationToken cancellationToken)
+    /// <summary>Raised when the session's socket goes away or comes back: its <see cref="SocketId"/> changed.</summary>
+    public event Action<UpstreamSession>? SocketChanged;
+
+    /// <summary>
+    /// Opens the session on the least loaded replica, trying each replica once; completes when one
+    /// has accepted the socket.
+    /// </summary>
+    /// <exception cref="UpstreamUnavailableException">No replica accepted it within the configured time.</exception>
+    public async Task ConnectAsync(CancellationToken cancellationToken)
     {
-        var socket = new SocketIO(_options.BaseUrl, new SocketIOOptions
+        Uri? failed = null;
+        for (var attempt = 1; ; attempt++)
+        {
+            var destination = _destinations.Acquire(avoid: failed);
+            try
+            {
+                var socket = await OpenAsync(destination, cancellationToken);
+                lock (_gate)
+                {
+                    if (!_disposed.IsCancellationRequested)
+                    {
+                        _socket = socket;
+                        _destination = destination;
+                        return;
+                    }
+                }
+
+                _destinations.Release(destination);
+                await CloseAsync(socket);
+                throw new ObjectDisposedException(nameof(UpstreamSession));
+            }
+            catch (UpstreamUnavailableException) when (attempt < _destinations.Replicas.Count)
+            {
+                _destinations.Release(destination);
+                failed = destination;
+            }
+            catch
+            {
+                _destinations.Release(destination);
+                throw;
+            }
+        }
+    }
+
+    private async Task<SocketIO> OpenAsync(Uri destination, CancellationToken cancellationToken)
+    {
+        var socket = new SocketIO(destination, new SocketIOOptions
         {
             Transport = _options.Transport,
             Reconnection = false,
@@ -103,7 +144,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
             var reason = e is OperationCanceledException ? $"no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s" : e.Message;
             throw new UpstreamUnavailableException(
-                $"TROM.AI at {_options.BaseUrl} did not open a Socket.IO session: {reason}", e as UpstreamUnavailableException ?? e);
+                $"TROM.AI at {destination} did not open a Socket.IO session: {reason}", e as UpstreamUnavailableException ?? e);
         }
     }
 
@@ -133,6 +174,8 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             _socket = null;
             _reconnecting = ReconnectAsync(socket, reason);
         }
+
+        SocketChanged?.Invoke(this);
     }
 
     private async Task ReconnectAsync(SocketIO lost, string reason)
@@ -143,32 +186,55 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         await CloseAsync(lost);
 
         var lostAt = _time.GetTimestamp();
+        var failed = Destination;
+        if (failed is not null)
+        {
+            _destinations.Release(failed);
+        }
+
         for (var attempt = 1; !_disposed.IsCancellationRequested; attempt++)
         {
+            Uri? destination = null;
             try
             {
                 await Task.Delay(Backoff(attempt), _time, _disposed.Token);
-                var socket = await OpenAsync(_disposed.Token);
+
+                // Another replica first: the one that dropped us may be the one going away.
+                destination = _destinations.Acquire(avoid: failed);
+                var socket = await OpenAsync(destination, _disposed.Token);
+                var adopted = false;
                 lock (_gate)
                 {
                     if (!_disposed.IsCancellationRequested && socket.Connected)
                     {
                         _socket = socket;
-                        Log.UpstreamRestored(_logger, attempt);
-                        _listener.OnRestored(attempt, _time.GetElapsedTime(lostAt));
-                        return;
+                        _destination = destination;
+                        adopted = true;
                     }
+                }
+
+                if (adopted)
+                {
+                    Log.UpstreamRestored(_logger, attempt, destination);
+                    _listener.OnRestored(attempt, _time.GetElapsedTime(lostAt));
+                    SocketChanged?.Invoke(this);
+                    return;
                 }
 
                 await CloseAsync(socket);
             }
             catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
             {
-                return;
             }
             catch (UpstreamUnavailableException e)
             {
                 Log.ReconnectFailed(_logger, attempt, e.Message);
+                failed = destination;
+            }
+
+            if (destination is not null)
+            {
+                _destinations.Release(destination);
             }
         }
     }
@@ -200,6 +266,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
         if (socket is not null)
         {
+            _destinations.Release(_destination!);
             await CloseAsync(socket);
         }
 
@@ -232,8 +299,8 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         [LoggerMessage(1, LogLevel.Warning, "Upstream Socket.IO session lost ({Reason}); reconnecting.")]
         public static partial void UpstreamLost(ILogger logger, string reason);
 
-        [LoggerMessage(2, LogLevel.Information, "Upstream Socket.IO session restored after {Attempts} attempt(s).")]
-        public static partial void UpstreamRestored(ILogger logger, int attempts);
+        [LoggerMessage(2, LogLevel.Information, "Upstream Socket.IO session restored on {Destination} after {Attempts} attempt(s).")]
+        public static partial void UpstreamRestored(ILogger logger, int attempts, Uri destination);
 
         [LoggerMessage(3, LogLevel.Debug, "Upstream reconnect attempt {Attempt} failed: {Reason}")]
         public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);
