@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Proxy;
 using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Upstream;
@@ -19,7 +20,11 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
-        services.AddSignalR();
+        // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.
+        services.AddSignalR(hub => hub.MaximumReceiveMessageSize = 1024 * 1024);
+        services.AddSingleton<PredictionStreams>();
+        services.AddHttpClient(PredictionStreams.HttpClientName, (sp, client) =>
+            client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);
         services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();
         if (new RedisOptions { Configuration = section["Redis:Configuration"] }.Enabled)

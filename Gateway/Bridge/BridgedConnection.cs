@@ -8,4 +8,7 @@ internal sealed class BridgedConnection(UpstreamSession session, ConnectionRelay
     public UpstreamSession Session { get; } = session;
 
     public ConnectionRelay Relay { get; } = relay;
+
+    /// <summary>Held by the connection's running <c>Predict</c>: TROM.AI streams per socket, so two at once would mix.</summary>
+    public SemaphoreSlim Predicting { get; } = new(1, 1);
 }

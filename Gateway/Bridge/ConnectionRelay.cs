@@ -17,6 +17,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     private readonly ILogger _logger;
     private readonly int _maxBacklog;
     private readonly Channel<RelayedEvent> _queue;
+    private volatile ChannelWriter<PredictionEvent>? _capture;
     private Task _pump = Task.CompletedTask;
 
     public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, int maxBacklog, ILogger logger)
@@ -39,6 +40,23 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
 
     public void OnRestored(int attempts, TimeSpan downtime) =>
         Enqueue(new RelayedEvent(GatewayEvents.UpstreamRestored, [new GatewayEvents.UpstreamRestoredNotice(attempts, (long)downtime.TotalMilliseconds)]));
+
+    /// <summary>
+    /// Sends upstream events to <paramref name="capture"/> (a hub <c>Predict</c> stream) instead of
+    /// to the client's handlers, until <see cref="EndCapture"/>. The gateway's own notifications
+    /// still go to the client.
+    /// </summary>
+    public void BeginCapture(ChannelWriter<PredictionEvent> capture) => _capture = capture;
+
+    public void EndCapture() => _capture = null;
+
+    /// <summary>Completes when every event queued before this call has been sent or captured.</summary>
+    public Task DrainAsync()
+    {
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Enqueue(new RelayedEvent(null!, [], drained));
+        return drained.Task;
+    }
 
     /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
     public void Start() => _pump = PumpAsync();
@@ -70,7 +88,19 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             {
                 while (reader.TryRead(out var item))
                 {
-                    await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name, item.Args, closed);
+                    if (item.Drained is not null)
+                    {
+                        item.Drained.TrySetResult();
+                    }
+                    else if (_capture is { } capture && !item.Name.StartsWith(GatewayEvents.Prefix, StringComparison.Ordinal))
+                    {
+                        // Waits when the stream's reader lags: the backlog then builds up in this queue, bounded as always.
+                        await capture.WriteAsync(PredictionEvent.From(item.Name, item.Args), closed);
+                    }
+                    else
+                    {
+                        await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name, item.Args, closed);
+                    }
                 }
             }
         }
@@ -85,7 +115,8 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         }
     }
 
-    private readonly record struct RelayedEvent(string Name, object?[] Args);
+    /// <param name="Drained">Set on the marker that <see cref="DrainAsync"/> queues instead of an event.</param>
+    private readonly record struct RelayedEvent(string Name, object?[] Args, TaskCompletionSource? Drained = null);
 
     private static partial class Log
     {

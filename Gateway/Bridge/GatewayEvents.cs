@@ -6,6 +6,8 @@ namespace TromAi.Gateway.Bridge;
 /// </summary>
 public static class GatewayEvents
 {
+    internal const string Prefix = "gateway:";
+
     /// <summary>The connection's upstream session dropped; events stop until <see cref="UpstreamRestored"/>. Argument: <c>{reason}</c>.</summary>
     public const string UpstreamLost = "gateway:upstream-lost";
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.SignalR;
 
@@ -7,16 +8,29 @@ namespace TromAi.Gateway.Bridge;
 /// The hub at <c>/hubs/prediction</c>. Every upstream event reaches the caller under its own name;
 /// by the time a client's <c>start()</c> has completed, its upstream session is already connected.
 /// </summary>
-public sealed class PredictionHub : Hub
+internal sealed class PredictionHub(PredictionStreams predictions) : Hub
 {
     public const string Path = "/hubs/prediction";
 
+    private BridgedConnection Bridged => Context.Features.GetRequiredFeature<BridgedConnection>();
+
     public override Task OnConnectedAsync()
     {
-        Context.Features.GetRequiredFeature<BridgedConnection>().Relay.Start();
+        Bridged.Relay.Start();
         return Task.CompletedTask;
     }
 
     /// <summary>The id to send as <c>socketIOClientId</c> in a prediction request to this gateway.</summary>
     public string GetSocketIOClientId() => Context.ConnectionId;
+
+    /// <summary>
+    /// Asks a question and streams the answer: every upstream event as <c>{event, data}</c>, in
+    /// order, then <c>{event: "result", data: TROM.AI's JSON answer}</c>. Cancelling the stream
+    /// aborts the prediction upstream.
+    /// </summary>
+    public IAsyncEnumerable<PredictionEvent> Predict(string chatflowId, JsonElement request, CancellationToken cancellationToken) =>
+        predictions.RunAsync(Bridged, chatflowId, request, cancellationToken);
+
+    /// <summary>Aborts a prediction of this connection, e.g. one started over REST.</summary>
+    public Task Abort(string chatflowId, string chatId) => predictions.AbortAsync(Bridged, chatflowId, chatId);
 }

@@ -22,6 +22,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private readonly CancellationTokenSource _disposed = new();
     private readonly Lock _gate = new();
     private SocketIO? _socket;
+    private UpstreamWebSocket? _transport;
     private Uri? _destination;
     private Task _reconnecting = Task.CompletedTask;
 
@@ -58,6 +59,27 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Completes once every event the upstream emitted to this session before the call has reached
+    /// the listener. False when the transport cannot tell (long-polling) or the session is reconnecting.
+    /// </summary>
+    public async Task<bool> FlushAsync(CancellationToken cancellationToken)
+    {
+        UpstreamWebSocket? transport;
+        lock (_gate)
+        {
+            transport = _socket is null ? null : _transport;
+        }
+
+        if (transport is null)
+        {
+            return false;
+        }
+
+        await transport.FlushAsync(cancellationToken);
+        return true;
+    }
+
     /// <summary>Raised when the session's socket goes away or comes back: its <see cref="SocketId"/> changed.</summary>
     public event Action<UpstreamSession>? SocketChanged;
 
@@ -74,12 +96,13 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             var destination = _destinations.Acquire(avoid: failed);
             try
             {
-                var socket = await OpenAsync(destination, cancellationToken);
+                var (socket, transport) = await OpenAsync(destination, cancellationToken);
                 lock (_gate)
                 {
                     if (!_disposed.IsCancellationRequested)
                     {
                         _socket = socket;
+                        _transport = transport;
                         _destination = destination;
                         return;
                     }
@@ -102,7 +125,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         }
     }
 
-    private async Task<SocketIO> OpenAsync(Uri destination, CancellationToken cancellationToken)
+    private async Task<(SocketIO Socket, UpstreamWebSocket? Transport)> OpenAsync(Uri destination, CancellationToken cancellationToken)
     {
         var socket = new SocketIO(destination, new SocketIOOptions
         {
@@ -117,7 +140,8 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         socket.OnDisconnected += (sender, reason) => OnDisconnected((SocketIO)sender!, reason);
         socket.OnAny((name, response) => _listener.OnEvent(name, UpstreamPayload.ToArguments(response)));
         var binaryEventNames = new HashSet<string>(StringComparer.Ordinal); // touched only on the receive loop
-        socket.ClientWebSocketProvider = () => new BinaryEventWatcher(new SystemNetWebSocketsClientWebSocket(socket.Options.EIO), name =>
+        UpstreamWebSocket? transport = null; // stays null on the polling transport
+        socket.ClientWebSocketProvider = () => transport = new UpstreamWebSocket(name =>
         {
             if (binaryEventNames.Add(name))
             {
@@ -132,7 +156,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             // ConnectAsync can return before the server has accepted the socket; Id is only valid after OnConnected.
             await socket.ConnectAsync().WaitAsync(timeout.Token);
             await connected.Task.WaitAsync(timeout.Token);
-            return socket;
+            return (socket, transport);
         }
         catch (Exception e)
         {
@@ -201,13 +225,14 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
                 // Another replica first: the one that dropped us may be the one going away.
                 destination = _destinations.Acquire(avoid: failed);
-                var socket = await OpenAsync(destination, _disposed.Token);
+                var (socket, transport) = await OpenAsync(destination, _disposed.Token);
                 var adopted = false;
                 lock (_gate)
                 {
                     if (!_disposed.IsCancellationRequested && socket.Connected)
                     {
                         _socket = socket;
+                        _transport = transport;
                         _destination = destination;
                         adopted = true;
                     }

@@ -2,7 +2,7 @@ using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
 
-public sealed class BinaryEventWatcherTests
+public sealed class UpstreamWebSocketTests
 {
     [Theory]
     [InlineData("""451-["binaryEvent",{"_placeholder":true,"num":0}]""", "binaryEvent")]
@@ -10,12 +10,12 @@ public sealed class BinaryEventWatcherTests
     [InlineData("""451-12["acked",{"_placeholder":true,"num":0}]""", "acked")]
     [InlineData("""451-["with \"quote\"",{"_placeholder":true,"num":0}]""", "with \"quote\"")]
     public void Finds_the_event_name_in_a_binary_event_header(string frame, string name) =>
-        Assert.Equal(name, BinaryEventWatcher.BinaryEventName(frame));
+        Assert.Equal(name, UpstreamWebSocket.BinaryEventName(frame));
 
     [Theory]
     [InlineData("""42["token","45-[not binary]"]""")]
     [InlineData("2")]
     [InlineData("40{\"sid\":\"abc\"}")]
     [InlineData("451-")]
-    public void Ignores_every_other_frame(string frame) => Assert.Null(BinaryEventWatcher.BinaryEventName(frame));
+    public void Ignores_every_other_frame(string frame) => Assert.Null(UpstreamWebSocket.BinaryEventName(frame));
 }
