@@ -25,7 +25,8 @@ public sealed class TestUpstream : IAsyncDisposable
 
     public static string Directory { get; } = FindUpstreamDirectory();
 
-    public static async Task<TestUpstream> StartAsync(int port = 0)
+    /// <param name="environment">Extra environment variables for the upstream, e.g. <c>STREAMING=sse</c> for an SSE-era TROM.AI (see its README).</param>
+    public static async Task<TestUpstream> StartAsync(int port = 0, IDictionary<string, string>? environment = null)
     {
         if (!System.IO.Directory.Exists(Path.Combine(Directory, "node_modules")))
         {
@@ -41,6 +42,11 @@ public sealed class TestUpstream : IAsyncDisposable
             UseShellExecute = false,
         };
         start.Environment["PORT"] = port.ToString();
+        foreach (var (name, value) in environment ?? Enumerable.Empty<KeyValuePair<string, string>>())
+        {
+            start.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var upstream = new TestUpstream(process);
         process.OutputDataReceived += (_, e) => upstream.OnOutput(e.Data);

@@ -7,6 +7,10 @@
 //
 // stdout carries exactly one line per successful listen: `LISTENING <port>`. Anything else goes
 // to stderr.
+//
+// STREAMING=sse makes it an SSE-era upstream instead (2.2.5+, protocol section 2): no socket.io at
+// all (/socket.io/ then answers the web UI), and predictions with `streaming: true` answer
+// text/event-stream. STREAMING=socketio (or unset) is the Socket.IO era above.
 
 import http from "node:http";
 import crypto from "node:crypto";
@@ -24,9 +28,18 @@ let port = Number(process.env.PORT || 0); // 0 = ephemeral; after the first list
 const PING_INTERVAL = Number(process.env.SIO_PING_INTERVAL || 25000);
 const PING_TIMEOUT = Number(process.env.SIO_PING_TIMEOUT || 20000);
 
+const STREAMING = process.env.STREAMING || "socketio";
+if (STREAMING !== "socketio" && STREAMING !== "sse") {
+  console.error(`STREAMING must be socketio or sse, not ${STREAMING}`);
+  process.exit(2);
+}
+const SSE_MODE = STREAMING === "sse";
+
 const ALL_EVENTS = JSON.parse(fs.readFileSync(new URL("./all-events.json", import.meta.url), "utf8"));
 
-const KNOWN_CHATFLOWS = new Set(["all-events", "tokens", "error", "echo-question"]);
+const KNOWN_CHATFLOWS = new Set(["all-events", "tokens", "error", "echo-question", "not-streamable"]);
+/** Chatflows that cannot stream: they answer JSON even when asked to stream, as the upstream does. */
+const NOT_STREAMABLE = new Set(["not-streamable"]);
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -181,7 +194,7 @@ app.post("/test/stall", (req, res) => {
 
 app.get("/api/v1/chatflows-streaming/:id", (req, res) => {
   if (!KNOWN_CHATFLOWS.has(req.params.id)) return sendError(res, 404, `Chatflow ${req.params.id} not found`);
-  res.json({ isStreaming: true });
+  res.json({ isStreaming: !NOT_STREAMABLE.has(req.params.id) });
 });
 
 app.put("/api/v1/chatmessage/abort/:chatflowid/:chatid", (req, res) => {
@@ -221,6 +234,11 @@ async function prediction(req, res) {
   }
   if (!overrideConfig || typeof overrideConfig !== "object") overrideConfig = {};
 
+  // SSE era: the answer itself is the stream, when asked for and the flow can stream.
+  if (SSE_MODE && wantsStreaming(body) && !NOT_STREAMABLE.has(chatflowId)) {
+    return ssePrediction(res, { chatflowId, chatId, question, overrideConfig });
+  }
+
   if (chatflowId === "error") return sendError(res, 500, "Flow failed: boom");
 
   // The upstream fails with a 500 when the body was not parsed (e.g. JSON sent without
@@ -249,6 +267,9 @@ async function prediction(req, res) {
       break;
     case "tokens":
       text = await runTokens({ chatflowId, chatId, question, overrideConfig, emit });
+      break;
+    case "not-streamable":
+      text = question; // never emits, whoever asks
       break;
   }
 
@@ -344,6 +365,109 @@ async function runTokens({ chatflowId, chatId, question, overrideConfig, emit })
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// SSE-era predictions (STREAMING=sse, body `streaming: true`)
+// ---------------------------------------------------------------------------------------------
+
+/** `streaming: true` as JSON, or the string "true" (multipart and urlencoded fields), as the upstream accepts. */
+const wantsStreaming = (body) => body.streaming === true || body.streaming === "true";
+
+/** Written with `message` without its colon, as 2.1.0 to 3.1.0 did, so clients meet that quirk too. */
+const SSE_LEGACY_MESSAGE = new Set(["end", "abort", "error"]);
+
+/** One block of the upstream's wire format: `message:\ndata:{"event":...,"data":...}\n\n`. */
+function sseBlock(event, data) {
+  return `${SSE_LEGACY_MESSAGE.has(event) ? "message" : "message:"}\ndata:${JSON.stringify({ event, data })}\n\n`;
+}
+
+/** An all-events.json value as SSE JSON: a {"$binary": base64} (a Buffer in Socket.IO) becomes that base64 string, as the gateway relays an attachment. */
+function sseValue(value) {
+  if (Array.isArray(value)) return value.map(sseValue);
+  if (value && typeof value === "object") {
+    if (typeof value.$binary === "string" && Object.keys(value).length === 1) return value.$binary;
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = sseValue(v);
+    return out;
+  }
+  return value;
+}
+
+/** Thrown by an SSE write once the client has gone, to stop the flow that was writing. */
+const CLIENT_GONE = new Error("SSE client gone");
+
+/**
+ * The SSE answer to a streaming prediction: 200 text/event-stream, the chatflow's events as blocks,
+ * a `:heartbeat` comment after the first block, then `metadata` and `end` ("[DONE]"). Failures
+ * after the headers (the `error` chatflow, a missing question) are an `error` event then `end`, as
+ * the upstream answers even an unauthorised streaming call.
+ */
+async function ssePrediction(res, { chatflowId, chatId, question, overrideConfig }) {
+  res.status(200);
+  res.setHeader("Content-Type", "text/event-stream");
+  res.setHeader("Cache-Control", "no-cache");
+  res.setHeader("Connection", "keep-alive");
+  res.setHeader("X-Accel-Buffering", "no");
+  res.flushHeaders();
+
+  let heartbeat = true;
+  const write = (event, data) => {
+    if (res.destroyed || res.writableEnded) throw CLIENT_GONE;
+    res.write(sseBlock(event, data));
+    if (heartbeat) {
+      heartbeat = false;
+      res.write(":heartbeat\n\n"); // from 3.1.2 one comes every 30 s; here once, mid-stream
+    }
+  };
+  const finish = () => {
+    if (!res.destroyed && !res.writableEnded) res.end();
+  };
+
+  try {
+    if (chatflowId === "error" || typeof question !== "string") {
+      write("error", chatflowId === "error" ? "Flow failed: boom" : "question is missing");
+      write("end", "[DONE]");
+      return finish();
+    }
+
+    switch (chatflowId) {
+      case "all-events":
+        // An SSE event carries one value: entries with none (the file's end, abort, noArgs) or several
+        // (brandNewEvent, numbers) have no SSE form and are left out; the stream's own end closes it.
+        for (const e of ALL_EVENTS.events) if (e.args.length === 1) write(e.event, sseValue(e.args[0]));
+        break;
+      case "echo-question":
+        write("token", question);
+        break;
+      case "tokens": {
+        let aborted = false;
+        await runTokens({
+          chatflowId,
+          chatId,
+          question,
+          overrideConfig,
+          emit: (name, ...args) => {
+            if (name === "end") return; // the stream ends with metadata and end below
+            if (name === "abort") {
+              aborted = true;
+              return write("abort", "[DONE]");
+            }
+            write(name, args[0]);
+          },
+        });
+        if (aborted) return finish(); // like the upstream: abort, then the response ends
+        break;
+      }
+    }
+
+    await waitWhileStalled();
+    write("metadata", { chatId, chatMessageId: crypto.randomUUID(), question, sessionId: chatId, memoryType: "Buffer Memory" });
+    write("end", "[DONE]");
+    finish();
+  } catch (err) {
+    if (err !== CLIENT_GONE) throw err;
+  }
+}
+
 // SSE sample: what the SSE-era upstream (2.1+) writes, for the gateway's proxy tests.
 // With ?gate=KEY it writes the first block, then holds the rest until POST /test/release/KEY, so a
 // test can prove the first block crossed a proxy while the response was still open.
@@ -433,11 +557,14 @@ async function start() {
     sock.on("close", () => conns.delete(sock));
   });
 
-  io = new SocketIOServer(server, {
-    cors: { origin: "*" },
-    pingInterval: PING_INTERVAL,
-    pingTimeout: PING_TIMEOUT,
-  });
+  // An SSE-era upstream has no socket.io: /socket.io/ then falls through to the web UI.
+  io = SSE_MODE
+    ? null
+    : new SocketIOServer(server, {
+        cors: { origin: "*" },
+        pingInterval: PING_INTERVAL,
+        pingTimeout: PING_TIMEOUT,
+      });
 
   // Listen, retrying a little if the port is briefly still taken right after a restart.
   for (let attempt = 0; ; attempt++) {
@@ -470,7 +597,7 @@ async function stop() {
   httpServer = null;
   // io.close() disconnects all sockets, closes Engine.IO and then waits for server.close(), which
   // only completes once every connection is gone, so drop them right after starting it.
-  const closed = oldIo.close();
+  const closed = oldIo ? oldIo.close() : new Promise((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   for (const sock of conns) sock.destroy(); // also upgraded (websocket) and in-flight requests
   await closed;
