@@ -1,4 +1,5 @@
 using SocketIOClient.Transport;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway;
 
@@ -32,6 +33,12 @@ public sealed class UpstreamOptions
 
     /// <summary>How long a new hub connection may wait for its upstream Socket.IO session before its start fails.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How TROM.AI streams: <c>SocketIO</c> (1.x to 2.2.4), <c>Sse</c> (2.1 and later), or <c>Auto</c>:
+    /// ask it once, at the first connection (see README).
+    /// </summary>
+    public StreamingMode Streaming { get; set; } = StreamingMode.SocketIO;
 
     /// <summary>Socket.IO transport to the upstream. WebSocket unless a proxy in between only allows polling.</summary>
     public TransportProtocol Transport { get; set; } = TransportProtocol.WebSocket;

@@ -23,7 +23,10 @@ public static class GatewayServiceCollectionExtensions
         // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.
         services.AddSignalR(hub => hub.MaximumReceiveMessageSize = 1024 * 1024);
         services.AddSingleton<PredictionStreams>();
-        services.AddHttpClient(PredictionStreams.HttpClientName, (sp, client) =>
+        services.AddSingleton<StreamingModeResolver>();
+        services.AddSingleton<SsePredictions>();
+        services.AddSingleton<SsePredictionRelay>();
+        services.AddHttpClient(UpstreamHttp.ClientName, (sp, client) =>
             client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);
         services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();

@@ -3,9 +3,10 @@ using TromAi.Gateway.Upstream;
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>What a hub connection carries in its features: its upstream session and the relay that feeds it.</summary>
-internal sealed class BridgedConnection(UpstreamSession session, ConnectionRelay relay)
+internal sealed class BridgedConnection(UpstreamSession? session, ConnectionRelay relay)
 {
-    public UpstreamSession Session { get; } = session;
+    /// <summary>The connection's Socket.IO session; null when TROM.AI streams over SSE, where each prediction is its own stream.</summary>
+    public UpstreamSession? Session { get; } = session;
 
     public ConnectionRelay Relay { get; } = relay;
 

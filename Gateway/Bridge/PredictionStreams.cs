@@ -10,14 +10,18 @@ using TromAi.Gateway.Upstream;
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>
-/// The hub's one-call prediction: posts the question for the caller's own upstream session and
-/// streams what the upstream emits, ending with its answer. TROM.AI streams per socket, not per
-/// request, so one connection runs one prediction at a time; a second <c>Predict</c> waits for the first.
+/// The hub's one-call prediction: streams what TROM.AI emits for the question, ending with its
+/// answer. Over Socket.IO, TROM.AI streams per socket, not per request, so one connection runs one
+/// prediction at a time (a second <c>Predict</c> waits for the first); over SSE each prediction is
+/// its own stream and they run side by side.
 /// </summary>
-internal sealed partial class PredictionStreams(IHttpClientFactory http, IOptions<GatewayOptions> options, ILogger<PredictionStreams> logger)
+internal sealed partial class PredictionStreams(
+    IHttpClientFactory http,
+    SsePredictions sse,
+    UpstreamDestinations destinations,
+    IOptions<GatewayOptions> options,
+    ILogger<PredictionStreams> logger)
 {
-    public const string HttpClientName = "tromai";
-
     // Long-polling has no barrier to tell that every event emitted before the answer has arrived;
     // give them this long instead.
     private static readonly TimeSpan PollingSettleTime = TimeSpan.FromMilliseconds(200);
@@ -26,6 +30,18 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
     public async IAsyncEnumerable<PredictionEvent> RunAsync(
         BridgedConnection connection, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var stream = connection.Session is { } session
+            ? OverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
+            : OverSseAsync(chatflowId, request, cancellationToken);
+        await foreach (var item in stream)
+        {
+            yield return item;
+        }
+    }
+
+    private async IAsyncEnumerable<PredictionEvent> OverSocketIOAsync(
+        BridgedConnection connection, UpstreamSession session, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         await connection.Predicting.WaitAsync(cancellationToken);
         var capture = Channel.CreateBounded<PredictionEvent>(new BoundedChannelOptions(options.Value.Relay.MaxBacklog) { SingleReader = true, SingleWriter = true });
         Uri? destination = null;
@@ -33,11 +49,10 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
         var finished = false;
         try
         {
-            var session = connection.Session;
             var socketId = session.SocketId ?? throw new HubException(
                 "The upstream session of this connection is reconnecting; retry once it has received gateway:upstream-restored.");
             destination = session.Destination!;
-            (var body, chatId) = PrepareBody(request, socketId);
+            (var body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
 
             connection.Relay.BeginCapture(capture.Writer);
             var post = PostAsync(destination, chatflowId, body, cancellationToken);
@@ -66,12 +81,7 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
             }
 
             finished = true;
-            if (!IsSuccess(status))
-            {
-                throw new HubException($"TROM.AI answered {(int)status} ({status}): {MessageOf(answer)}");
-            }
-
-            yield return new PredictionEvent(PredictionEvent.Result, answer);
+            yield return Result(status, answer);
         }
         finally
         {
@@ -86,14 +96,83 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
         }
     }
 
-    /// <summary>Aborts a prediction of this connection's session, however it was started.</summary>
+    private async IAsyncEnumerable<PredictionEvent> OverSseAsync(string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var (body, chatId) = PrepareBody(request, body =>
+        {
+            body.Remove("socketIOClientId");
+            body["streaming"] = true;
+        });
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+        HttpResponseMessage response;
+        Uri replica;
+        try
+        {
+            (response, replica) = await sse.PostAsync($"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}", content, forward: null, cancellationToken);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            throw new HubException(e.Message);
+        }
+
+        using (response)
+        {
+            if (!SseEventReader.IsEventStream(response.Content.Headers.ContentType?.MediaType))
+            {
+                // A flow that cannot stream answers plain JSON; errors do too.
+                yield return Result(response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
+                yield break;
+            }
+
+            var result = new SsePredictionResult();
+            var finished = false;
+            try
+            {
+                await foreach (var item in SseEventReader.ReadAllAsync(await response.Content.ReadAsStreamAsync(cancellationToken),
+                    reason => Log.SkippedBlock(logger, reason), cancellationToken: cancellationToken))
+                {
+                    result.Add(item);
+                    yield return PredictionEvent.From(item.Event, item.ToArguments());
+                }
+
+                finished = true;
+            }
+            finally
+            {
+                if (!finished && cancellationToken.IsCancellationRequested)
+                {
+                    await AbortAsync(replica, chatflowId, chatId);
+                }
+            }
+
+            if (result.IsError)
+            {
+                throw new HubException($"TROM.AI reported an error: {result.Error}");
+            }
+
+            if (!result.Ended && !result.Aborted)
+            {
+                throw new HubException("TROM.AI's stream ended before its end event.");
+            }
+
+            yield return new PredictionEvent(PredictionEvent.Result, result.ToAnswer());
+        }
+    }
+
+    /// <summary>
+    /// Aborts a prediction of this connection, however it was started. Over SSE the replica running
+    /// it is unknown, so every replica is asked (TROM.AI answers 200 whether or not anything ran).
+    /// </summary>
     public async Task AbortAsync(BridgedConnection connection, string chatflowId, string chatId)
     {
-        var destination = connection.Session.Destination ?? options.Value.Upstream.Replicas[0];
-        var (status, answer) = await AbortAsync(destination, chatflowId, chatId);
-        if (!IsSuccess(status))
+        IReadOnlyList<Uri> replicas = connection.Session?.Destination is { } destination ? [destination] : destinations.Replicas;
+        foreach (var (status, answer) in await Task.WhenAll(replicas.Select(replica => AbortAsync(replica, chatflowId, chatId))))
         {
-            throw new HubException($"TROM.AI answered {(int)status} ({status}) to the abort: {MessageOf(answer)}");
+            if (!IsSuccess(status))
+            {
+                throw new HubException($"TROM.AI answered {(int)status} ({status}) to the abort: {MessageOf(answer)}");
+            }
         }
     }
 
@@ -102,7 +181,7 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
         using var timeout = new CancellationTokenSource(AbortTimeout);
         try
         {
-            using var response = await http.CreateClient(HttpClientName).PutAsync(
+            using var response = await http.CreateClient(UpstreamHttp.ClientName).PutAsync(
                 UpstreamUrls.Combine(destination, $"api/v1/chatmessage/abort/{Uri.EscapeDataString(chatflowId)}/{Uri.EscapeDataString(chatId)}"),
                 content: null, timeout.Token);
             return (response.StatusCode, await ReadAnswerAsync(response, timeout.Token));
@@ -120,7 +199,7 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
         content.Headers.ContentType = new("application/json");
         try
         {
-            using var response = await http.CreateClient(HttpClientName).PostAsync(
+            using var response = await http.CreateClient(UpstreamHttp.ClientName).PostAsync(
                 UpstreamUrls.Combine(destination, $"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}"), content, cancellationToken);
             return (response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
         }
@@ -144,15 +223,21 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
         }
     }
 
-    /// <summary>The body the client would have POSTed, for our session's socket, with a chatId so that it can be aborted.</summary>
-    private static (byte[] Body, string ChatId) PrepareBody(JsonElement request, string socketId)
+    /// <summary>The final item, or the HubException that ends the stream instead.</summary>
+    private static PredictionEvent Result(HttpStatusCode status, JsonElement answer) =>
+        IsSuccess(status)
+            ? new PredictionEvent(PredictionEvent.Result, answer)
+            : throw new HubException($"TROM.AI answered {(int)status} ({status}): {MessageOf(answer)}");
+
+    /// <summary>The body the client would have POSTed, adapted by <paramref name="adapt"/>, with a chatId so that it can be aborted.</summary>
+    private static (byte[] Body, string ChatId) PrepareBody(JsonElement request, Action<JsonObject> adapt)
     {
         if (JsonNode.Parse(request.GetRawText()) is not JsonObject body)
         {
             throw new HubException("Predict's request must be a JSON object, the body of a TROM.AI prediction: {question, overrideConfig?, history?, uploads?, chatId?}.");
         }
 
-        body["socketIOClientId"] = socketId;
+        adapt(body);
         var chatId = body["chatId"] is JsonValue value && value.TryGetValue<string>(out var given) && given.Length > 0 ? given : Guid.NewGuid().ToString();
         body["chatId"] = chatId;
         return (JsonSerializer.SerializeToUtf8Bytes(body), chatId);
@@ -169,5 +254,8 @@ internal sealed partial class PredictionStreams(IHttpClientFactory http, IOption
     {
         [LoggerMessage(1, LogLevel.Warning, "Aborting prediction {ChatId} of chatflow {ChatflowId} failed: {Reason}")]
         public static partial void AbortFailed(ILogger logger, string chatflowId, string chatId, string reason);
+
+        [LoggerMessage(2, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}")]
+        public static partial void SkippedBlock(ILogger logger, string reason);
     }
 }

@@ -17,6 +17,7 @@ namespace TromAi.Gateway.Bridge;
 internal sealed partial class UpstreamConnectionMiddleware(
     ConnectionDelegate next,
     UpstreamSessionFactory sessions,
+    StreamingModeResolver modes,
     ISessionDirectory directory,
     HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
@@ -27,24 +28,32 @@ internal sealed partial class UpstreamConnectionMiddleware(
     public async Task OnConnectedAsync(ConnectionContext connection)
     {
         var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, logger);
-        await using var session = sessions.Create(relay);
+        UpstreamSession? session = null;
         try
         {
-            await session.ConnectAsync(connection.ConnectionClosed);
+            // In SSE mode each prediction is its own stream: there is no session to open.
+            if (await modes.GetAsync(connection.ConnectionClosed) == StreamingMode.SocketIO)
+            {
+                session = sessions.Create(relay);
+                await session.ConnectAsync(connection.ConnectionClosed);
+            }
         }
         catch (UpstreamUnavailableException e)
         {
             Log.UpstreamUnavailable(logger, connection.ConnectionId, e.Message);
+            await DisposeAsync(session);
             await RejectHandshakeAsync(connection, e.Message);
             return;
         }
         catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
         {
+            await DisposeAsync(session);
             return; // the client left while we connected for it
         }
 
-        connection.Features.Set(new BridgedConnection(session, relay));
-        await directory.AddAsync(connection.ConnectionId, session); // findable by every instance before start() completes
+        var bridged = new BridgedConnection(session, relay);
+        connection.Features.Set(bridged);
+        await directory.AddAsync(connection.ConnectionId, bridged); // findable by every instance before start() completes
         try
         {
             await next(connection);
@@ -52,9 +61,12 @@ internal sealed partial class UpstreamConnectionMiddleware(
         finally
         {
             await directory.RemoveAsync(connection.ConnectionId);
+            await DisposeAsync(session);
             await relay.StopAsync();
         }
     }
+
+    private static ValueTask DisposeAsync(UpstreamSession? session) => session?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     /// <summary>
     /// Answers the client's handshake with an error, which every SignalR client reports as the

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using TromAi.Gateway.Scaleout;
+using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Model;
 
 namespace TromAi.Gateway.Proxy;
@@ -16,12 +17,16 @@ namespace TromAi.Gateway.Proxy;
 /// connections with that connection's upstream socket id, in JSON and multipart bodies. Any other
 /// body is forwarded byte for byte, so plain Socket.IO clients keep working through the gateway.
 /// The connection may live on any gateway instance; the request then goes to the replica that holds
-/// its socket, whatever load balancing would have chosen.
+/// its socket, whatever load balancing would have chosen. When TROM.AI streams over SSE, such a
+/// prediction is not forwarded: the gateway asks with <c>streaming: true</c> itself and relays the
+/// stream to the connection (<see cref="SsePredictionRelay"/>).
 /// </summary>
-internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory sessions, IOptions<GatewayOptions> options)
+internal sealed class SocketIdRewrite(
+    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, IOptions<GatewayOptions> options)
 {
     public const string MetadataKey = "TromAi.RewriteSocketId";
     private const string FieldName = "socketIOClientId";
+    private const string StreamingField = "streaming";
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -75,12 +80,18 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
             return;
         }
 
+        var forwarded = result.Body ?? body;
+        if (result.Status == RewriteStatus.Streamed)
+        {
+            await sse.RelayAsync(context, result.ConnectionId!, forwarded);
+            return;
+        }
+
         if (result.Destination is not null)
         {
             PinDestination(context, result.Destination);
         }
 
-        var forwarded = result.Body ?? body;
         context.Request.Body = new MemoryStream(forwarded, writable: false);
         context.Request.ContentLength = forwarded.Length;
         context.Request.Headers.TransferEncoding = default;
@@ -155,10 +166,11 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         }
 
         var lookup = await ResolveAsync(id.GetString()!, cancellationToken);
-        return lookup.Status == RewriteStatus.Rewritten ? lookup with { Body = ReplaceField(root, body.Length, lookup.SocketId!) } : lookup;
+        return lookup.Status is RewriteStatus.Rewritten or RewriteStatus.Streamed ? lookup with { Body = ReplaceField(root, body.Length, lookup) } : lookup;
     }
 
-    private static byte[] ReplaceField(JsonElement root, int length, string socketId)
+    /// <summary>The body with <c>socketIOClientId</c> naming the upstream socket, or, to stream over SSE, replaced by <c>"streaming": true</c>.</summary>
+    private static byte[] ReplaceField(JsonElement root, int length, RewriteResult lookup)
     {
         var output = new ArrayBufferWriter<byte>(length + 32);
         using (var writer = new Utf8JsonWriter(output))
@@ -168,7 +180,18 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
             {
                 if (property.NameEquals(FieldName))
                 {
-                    writer.WriteString(FieldName, socketId);
+                    if (lookup.Status == RewriteStatus.Streamed)
+                    {
+                        writer.WriteBoolean(StreamingField, true);
+                    }
+                    else
+                    {
+                        writer.WriteString(FieldName, lookup.SocketId);
+                    }
+                }
+                else if (lookup.Status == RewriteStatus.Streamed && property.NameEquals(StreamingField))
+                {
+                    continue; // written in socketIOClientId's place
                 }
                 else
                 {
@@ -196,9 +219,7 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         {
             using var content = new MemoryStream();
             await section.Body.CopyToAsync(content);
-            if (rewritten is null
-                && ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
-                && disposition.IsFormDisposition() && disposition.Name.Equals(FieldName, StringComparison.Ordinal))
+            if (rewritten is null && IsField(section, FieldName))
             {
                 lookup = await ResolveAsync(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length), cancellationToken);
                 if (lookup.Status == RewriteStatus.Reconnecting)
@@ -206,7 +227,7 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
                     return lookup;
                 }
 
-                if (lookup.Status == RewriteStatus.Rewritten)
+                if (lookup.Status is RewriteStatus.Rewritten or RewriteStatus.Streamed)
                 {
                     rewritten = sections.Count;
                 }
@@ -229,7 +250,18 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         for (var i = 0; i < sections.Count; i++)
         {
             var (section, content) = sections[i];
+            if (lookup.Status == RewriteStatus.Streamed && i != rewritten && IsField(section, StreamingField))
+            {
+                continue; // written in socketIOClientId's place
+            }
+
             WriteAscii(output, $"--{boundary}\r\n");
+            if (i == rewritten && lookup.Status == RewriteStatus.Streamed)
+            {
+                WriteAscii(output, $"Content-Disposition: form-data; name=\"{StreamingField}\"\r\n\r\ntrue\r\n");
+                continue;
+            }
+
             foreach (var header in section.Headers!)
             {
                 foreach (var value in header.Value)
@@ -247,6 +279,10 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         return lookup with { Body = output.ToArray() };
     }
 
+    private static bool IsField(MultipartSection section, string name) =>
+        ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+        && disposition.IsFormDisposition() && disposition.Name.Equals(name, StringComparison.Ordinal);
+
     private static void WriteAscii(Stream output, string text) => output.Write(Encoding.ASCII.GetBytes(text));
 
     private async ValueTask<RewriteResult> ResolveAsync(string clientId, CancellationToken cancellationToken)
@@ -254,6 +290,11 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         if (await sessions.FindAsync(clientId, cancellationToken) is not { } location)
         {
             return RewriteResult.Unchanged; // not ours: a plain Socket.IO client's id, or a stale one
+        }
+
+        if (await modes.GetAsync(cancellationToken) == StreamingMode.Sse)
+        {
+            return new RewriteResult(RewriteStatus.Streamed, null, null, null) { ConnectionId = clientId };
         }
 
         return location.SocketId is null
@@ -266,10 +307,14 @@ internal sealed class SocketIdRewrite(RequestDelegate next, ISessionDirectory se
         Unchanged,
         Rewritten,
         Reconnecting,
+        Streamed,
     }
 
     private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination, byte[]? Body)
     {
+        /// <summary>The hub connection to stream to (SSE mode).</summary>
+        public string? ConnectionId { get; init; }
+
         public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null, null);
     }
 }

@@ -1,4 +1,4 @@
-using TromAi.Gateway.Upstream;
+using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Scaleout;
 
@@ -12,15 +12,18 @@ internal interface ISessionDirectory
     /// <summary>Sessions held by this instance.</summary>
     int LocalCount { get; }
 
-    /// <summary>Adds a session of this instance; completes once other instances can find it, or the attempt failed (logged).</summary>
-    Task AddAsync(string connectionId, UpstreamSession session);
+    /// <summary>Adds a connection of this instance; completes once other instances can find it, or the attempt failed (logged).</summary>
+    Task AddAsync(string connectionId, BridgedConnection connection);
 
     Task RemoveAsync(string connectionId);
 
     /// <summary>The session of a hub connection of any instance, or null when none holds that id.</summary>
     ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken);
+
+    /// <summary>A connection of this instance.</summary>
+    bool TryGetLocal(string connectionId, out BridgedConnection connection);
 }
 
-/// <param name="SocketId">The upstream socket id; null while the session reconnects.</param>
-/// <param name="Destination">The replica holding the socket.</param>
+/// <param name="SocketId">The upstream socket id; null while the session reconnects, and in SSE mode (no socket).</param>
+/// <param name="Destination">The replica holding the socket; null in SSE mode.</param>
 internal readonly record struct SessionLocation(string? SocketId, Uri? Destination);

@@ -1,20 +1,20 @@
 using System.Collections.Concurrent;
-using TromAi.Gateway.Upstream;
+using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Scaleout;
 
 /// <summary>The sessions of this instance, by hub connection id. The whole directory when the gateway runs alone.</summary>
 internal sealed class MemorySessionDirectory : ISessionDirectory
 {
-    private readonly ConcurrentDictionary<string, UpstreamSession> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, BridgedConnection> _sessions = new(StringComparer.Ordinal);
 
     public int LocalCount => _sessions.Count;
 
-    public ICollection<KeyValuePair<string, UpstreamSession>> Local => _sessions;
+    public ICollection<KeyValuePair<string, BridgedConnection>> Local => _sessions;
 
-    public Task AddAsync(string connectionId, UpstreamSession session)
+    public Task AddAsync(string connectionId, BridgedConnection connection)
     {
-        _sessions[connectionId] = session;
+        _sessions[connectionId] = connection;
         return Task.CompletedTask;
     }
 
@@ -25,9 +25,9 @@ internal sealed class MemorySessionDirectory : ISessionDirectory
     }
 
     public ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(TryGetLocal(connectionId, out var session) ? Locate(session) : (SessionLocation?)null);
+        ValueTask.FromResult(TryGetLocal(connectionId, out var connection) ? Locate(connection) : (SessionLocation?)null);
 
-    public bool TryGetLocal(string connectionId, out UpstreamSession session) => _sessions.TryGetValue(connectionId, out session!);
+    public bool TryGetLocal(string connectionId, out BridgedConnection connection) => _sessions.TryGetValue(connectionId, out connection!);
 
-    public static SessionLocation Locate(UpstreamSession session) => new(session.SocketId, session.Destination);
+    public static SessionLocation Locate(BridgedConnection connection) => new(connection.Session?.SocketId, connection.Session?.Destination);
 }

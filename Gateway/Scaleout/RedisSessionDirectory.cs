@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
-using TromAi.Gateway.Upstream;
+using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Scaleout;
 
@@ -29,18 +29,22 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public int LocalCount => _local.LocalCount;
 
-    public async Task AddAsync(string connectionId, UpstreamSession session)
+    public async Task AddAsync(string connectionId, BridgedConnection connection)
     {
-        await _local.AddAsync(connectionId, session);
-        session.SocketChanged += changed =>
+        await _local.AddAsync(connectionId, connection);
+        if (connection.Session is { } session)
         {
-            // A change that arrives after the connection ended must not bring its entry back.
-            if (_local.TryGetLocal(connectionId, out var current) && ReferenceEquals(current, changed))
+            session.SocketChanged += changed =>
             {
-                _ = WriteAsync(connectionId, changed);
-            }
-        };
-        await WriteAsync(connectionId, session);
+                // A change that arrives after the connection ended must not bring its entry back.
+                if (_local.TryGetLocal(connectionId, out var current) && ReferenceEquals(current, connection))
+                {
+                    _ = WriteAsync(connectionId, connection);
+                }
+            };
+        }
+
+        await WriteAsync(connectionId, connection);
     }
 
     public async Task RemoveAsync(string connectionId)
@@ -51,9 +55,9 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public async ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken)
     {
-        if (_local.TryGetLocal(connectionId, out var session))
+        if (_local.TryGetLocal(connectionId, out var connection))
         {
-            return MemorySessionDirectory.Locate(session); // ours: no need to ask Redis
+            return MemorySessionDirectory.Locate(connection); // ours: no need to ask Redis
         }
 
         var fields = await TryAsync(db => db.HashGetAsync(Key(connectionId), [Fields.Socket, Fields.Destination]), connectionId);
@@ -63,16 +67,21 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
         }
 
         var socketId = (string?)fields[0];
-        return new SessionLocation(string.IsNullOrEmpty(socketId) ? null : socketId, new Uri((string)fields[1]!));
+        var destination = (string?)fields[1];
+        return new SessionLocation(
+            string.IsNullOrEmpty(socketId) ? null : socketId,
+            string.IsNullOrEmpty(destination) ? null : new Uri(destination));
     }
 
-    private Task WriteAsync(string connectionId, UpstreamSession session)
+    public bool TryGetLocal(string connectionId, out BridgedConnection connection) => _local.TryGetLocal(connectionId, out connection);
+
+    private Task WriteAsync(string connectionId, BridgedConnection connection)
     {
         var key = Key(connectionId);
         HashEntry[] entry =
         [
-            new(Fields.Socket, session.SocketId ?? ""),
-            new(Fields.Destination, session.Destination?.ToString() ?? ""),
+            new(Fields.Socket, connection.Session?.SocketId ?? ""),
+            new(Fields.Destination, connection.Session?.Destination?.ToString() ?? ""),
             new(Fields.Instance, _redis.InstanceId),
         ];
         return TryAsync(async db =>
@@ -89,9 +98,9 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
     /// <summary>Rewrites every local entry with a fresh TTL: refreshes them, and restores them after Redis lost its data.</summary>
     private async Task RefreshAllAsync()
     {
-        foreach (var (connectionId, session) in _local.Local)
+        foreach (var (connectionId, connection) in _local.Local)
         {
-            await WriteAsync(connectionId, session);
+            await WriteAsync(connectionId, connection);
         }
     }
 

@@ -48,6 +48,16 @@ internal sealed class UpstreamDestinations
         }
     }
 
+    /// <summary>The next replica in turn, for a one-off request (an SSE prediction) that holds no session.</summary>
+    public Uri Next()
+    {
+        lock (_gate)
+        {
+            _next = (_next + 1) % _replicas.Length;
+            return _replicas[_next];
+        }
+    }
+
     public void Release(Uri replica)
     {
         lock (_gate)

@@ -1,0 +1,39 @@
+using System.Net.Http.Headers;
+
+namespace TromAi.Gateway.Upstream;
+
+/// <summary>
+/// Predictions against an SSE-era TROM.AI (2.1 and later), where the response to a prediction
+/// asked with <c>"streaming": true</c> is itself the event stream.
+/// </summary>
+internal sealed class SsePredictions(IHttpClientFactory http, UpstreamDestinations destinations)
+{
+    // Forwarded from the client's request: an API key, and the origin some chatflows check.
+    private static readonly string[] ForwardedHeaders = ["Authorization", "Origin", "Cookie"];
+
+    /// <summary>Posts to the next replica; the response's body is read as it streams.</summary>
+    /// <param name="pathAndQuery">The prediction path, e.g. <c>api/v1/prediction/{id}</c>.</param>
+    public async Task<(HttpResponseMessage Response, Uri Replica)> PostAsync(
+        string pathAndQuery, HttpContent content, IHeaderDictionary? forward, CancellationToken cancellationToken)
+    {
+        var replica = destinations.Next();
+        using var request = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(replica, pathAndQuery)) { Content = content };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        foreach (var name in ForwardedHeaders)
+        {
+            if (forward is not null && forward.TryGetValue(name, out var values))
+            {
+                request.Headers.TryAddWithoutValidation(name, (IEnumerable<string>)values!);
+            }
+        }
+
+        try
+        {
+            return (await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken), replica);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new UpstreamUnavailableException($"TROM.AI at {replica} is unreachable: {e.Message}", e);
+        }
+    }
+}
