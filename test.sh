@@ -12,13 +12,17 @@ apt_install() {
 }
 
 command -v node >/dev/null || apt_install nodejs npm
+command -v redis-server >/dev/null || apt_install redis-server   # the scale-out tests start their own
+command -v chromium >/dev/null || apt_install chromium           # the playground tests drive Debian's, headless
 
-# The Node test upstream and the JavaScript SignalR client, from the lock file. Re-installed only
-# when the lock file changed since the last install.
-upstream=Gateway.Tests/upstream
-if ! cmp -s "$upstream/package-lock.json" "$upstream/node_modules/.installed-lock.json" 2>/dev/null; then
-  (cd "$upstream" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$upstream/package-lock.json" "$upstream/node_modules/.installed-lock.json"
-fi
+# The Node test upstream and the JavaScript SignalR client; playwright-core for the browser tests
+# (it downloads no browser). Each from its lock file, re-installed only when that lock file changed
+# since its last install. (Gateway/Playground's packages are the build's: Gateway.csproj runs npm ci.)
+for dir in Gateway.Tests/upstream Gateway.Tests/browser; do
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json" 2>/dev/null; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
+  fi
+done
 
 dotnet test TromAi.Gateway.sln -c Release "$@"

@@ -2,7 +2,11 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Health;
+using TromAi.Gateway.Playground;
 using TromAi.Gateway.Proxy;
+using TromAi.Gateway.Security;
+using TromAi.Gateway.Telemetry;
 
 namespace TromAi.Gateway;
 
@@ -11,16 +15,23 @@ public static class GatewayApplicationExtensions
     /// <summary>Maps the prediction hub and proxies every other request to TROM.AI.</summary>
     public static WebApplication MapTromAiGateway(this WebApplication app)
     {
+        var options = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value; // validates: a bad setting stops here
         app.UseWebSockets();
+        app.UseGatewaySecurity(options);
+        app.MapGatewayHealth();
+        app.MapPrometheusMetrics()?.AllowAnonymous(); // scrapers hold no gateway credentials; its labels carry no ids
 
         // MapHub, with the upstream session opened in front of SignalR's handshake.
-        app.MapConnections(PredictionHub.Path, new(), connection =>
+        // Stateful reconnect: a client whose socket drops briefly gets what it missed, on the same
+        // connection and so the same upstream session (this middleware runs once per connection).
+        app.MapConnections(PredictionHub.Path, new() { AllowStatefulReconnects = true }, connection =>
             {
                 connection.Use(next => ActivatorUtilities.CreateInstance<UpstreamConnectionMiddleware>(connection.ApplicationServices, next).OnConnectedAsync);
                 connection.UseHub<PredictionHub>();
             })
             .WithMetadata(new HubMetadata(typeof(PredictionHub)));
 
+        app.MapPlayground();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ProxyErrorResponse>();

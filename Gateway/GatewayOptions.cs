@@ -15,6 +15,81 @@ public sealed class GatewayOptions
     public ProxyOptions Proxy { get; set; } = new();
 
     public RedisOptions Redis { get; set; } = new();
+
+    public PlaygroundOptions Playground { get; set; } = new();
+
+    public DrainOptions Drain { get; set; } = new();
+
+    public AuthOptions Auth { get; set; } = new();
+
+    public CorsOptions Cors { get; set; } = new();
+
+    public LimitsOptions Limits { get; set; } = new();
+
+    public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
+}
+
+/// <summary>Gateway authentication for the hub and REST. Off unless API keys or a JWT signer are configured.</summary>
+public sealed class AuthOptions
+{
+    /// <summary>Accepted API keys: in <c>X-Api-Key</c>, <c>Authorization: Bearer</c>, or the <c>access_token</c> query of a WebSocket.</summary>
+    public List<string> ApiKeys { get; set; } = [];
+
+    public JwtOptions Jwt { get; set; } = new();
+
+    public bool Enabled => ApiKeys.Count > 0 || Jwt.Enabled;
+}
+
+public sealed class JwtOptions
+{
+    /// <summary>An OpenID Connect authority whose keys sign the tokens (e.g. https://login.example/realm).</summary>
+    public string? Authority { get; set; }
+
+    /// <summary>Or a shared HMAC key (at least 32 bytes), for setups without an identity provider.</summary>
+    public string? SigningKey { get; set; }
+
+    public string? Issuer { get; set; }
+
+    public string? Audience { get; set; }
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(Authority) || !string.IsNullOrWhiteSpace(SigningKey);
+}
+
+/// <summary>Origins other than the gateway's own that may call it from a browser. Empty: same origin only.</summary>
+public sealed class CorsOptions
+{
+    public List<string> AllowedOrigins { get; set; } = [];
+}
+
+/// <summary>Limits that keep one client from taking the instance; each rejection has a clear status and a metric.</summary>
+public sealed class LimitsOptions
+{
+    /// <summary>Hub connections this instance holds at most; past it, 503 (another instance may have room).</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>Hub connections one client IP holds at most; past it, 429.</summary>
+    public int MaxConnectionsPerIp { get; set; } = 1_000;
+
+    /// <summary>New hub connections one client IP may open per second; past it, 429.</summary>
+    public int ConnectsPerIpPerSecond { get; set; } = 100;
+
+    /// <summary>REST requests one client IP may make per second; past it, 429.</summary>
+    public int RequestsPerIpPerSecond { get; set; } = 1_000;
+
+    /// <summary>Largest hub message (a <c>Predict</c> request) in bytes; a larger one closes the connection with an error.</summary>
+    public long MaxHubMessageBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Largest request body for proxied requests other than predictions (which have <c>Gateway:Proxy:MaxPredictionBodyBytes</c>); past it, 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 100 * 1024 * 1024;
+}
+
+public sealed class DrainOptions
+{
+    /// <summary>
+    /// On SIGTERM, how long running predictions may take to finish before the remaining connections
+    /// are told <c>gateway:draining</c> and closed. Keep it below the orchestrator's grace period.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 public sealed class UpstreamOptions
@@ -39,6 +114,12 @@ public sealed class UpstreamOptions
     /// ask it once, at the first connection (see README).
     /// </summary>
     public StreamingMode Streaming { get; set; } = StreamingMode.SocketIO;
+
+    /// <summary>
+    /// TROM.AI's API key, sent as <c>Authorization: Bearer</c> on every request the gateway makes or
+    /// forwards, when gateway authentication is on (the client's own Authorization is the gateway's then).
+    /// </summary>
+    public string? ApiKey { get; set; }
 
     /// <summary>Socket.IO transport to the upstream. WebSocket unless a proxy in between only allows polling.</summary>
     public TransportProtocol Transport { get; set; } = TransportProtocol.WebSocket;
@@ -73,6 +154,22 @@ public sealed class RelayOptions
 {
     /// <summary>Events that may wait for one slow client before its connection is closed. Bounds the memory a client that stops reading can hold.</summary>
     public int MaxBacklog { get; set; } = 20_000;
+
+    /// <summary>
+    /// Bytes of sent messages the hub keeps per connection so that a client using stateful reconnect
+    /// gets them again after its socket drops. Past it, sending waits for the client to acknowledge,
+    /// and the connection's backlog grows toward <see cref="MaxBacklog"/>.
+    /// </summary>
+    public long StatefulReconnectBufferBytes { get; set; } = 1024 * 1024;
+}
+
+public sealed class PlaygroundOptions
+{
+    /// <summary>
+    /// Serves the chat page at <c>/playground/</c>. Unset: on in the Development environment, off
+    /// elsewhere, where <c>/playground</c> goes to TROM.AI like every other path.
+    /// </summary>
+    public bool? Enabled { get; set; }
 }
 
 public sealed class ProxyOptions

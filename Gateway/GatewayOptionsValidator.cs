@@ -56,6 +56,15 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         }
 
         RequirePositive(failures, proxy + "ActivityTimeout", options.Proxy.ActivityTimeout);
+        if (options.Drain.Timeout < TimeSpan.Zero)
+        {
+            failures.Add($"{GatewayOptions.SectionName}:Drain:Timeout must not be negative (got {options.Drain.Timeout}).");
+        }
+
+        if (options.Playground.Enabled == true && !Playground.PlaygroundFiles.Built)
+        {
+            failures.Add($"{GatewayOptions.SectionName}:Playground:Enabled is true, but this build of the gateway has no playground (it was built with -p:BuildPlayground=false). Build it with npm on the PATH, or leave the setting unset.");
+        }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -1,8 +1,12 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Health;
 using TromAi.Gateway.Proxy;
 using TromAi.Gateway.Scaleout;
+using TromAi.Gateway.Security;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Configuration;
 
@@ -20,18 +24,42 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
-        // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.
-        services.AddSignalR(hub => hub.MaximumReceiveMessageSize = 1024 * 1024);
+        // What decides which services exist (Redis, authentication, CORS) is read now; the options
+        // proper, bound and validated, follow at start-up, where a bad value stops the gateway.
+        var snapshot = Snapshot(section);
+
+        services.AddSignalR();
+        services.AddOptions<HubOptions>().Configure<IOptions<GatewayOptions>>((hub, gateway) =>
+        {
+            // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.
+            hub.MaximumReceiveMessageSize = gateway.Value.Limits.MaxHubMessageBytes;
+            hub.StatefulReconnectBufferSize = gateway.Value.Relay.StatefulReconnectBufferBytes;
+        });
         services.AddSingleton<PredictionStreams>();
         services.AddSingleton<StreamingModeResolver>();
         services.AddSingleton<SsePredictions>();
         services.AddSingleton<SsePredictionRelay>();
         services.AddHttpClient(UpstreamHttp.ClientName, (sp, client) =>
-            client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);
+        {
+            var gateway = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            client.Timeout = gateway.Proxy.ActivityTimeout;
+            if (!string.IsNullOrEmpty(gateway.Upstream.ApiKey))
+            {
+                client.DefaultRequestHeaders.Authorization = new("Bearer", gateway.Upstream.ApiKey);
+            }
+        });
         services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();
-        if (new RedisOptions { Configuration = section["Redis:Configuration"] }.Enabled)
+        var redis = snapshot.Redis.Enabled;
+        services.AddGatewayHealth(redis);
+        services.AddGatewaySecurity(snapshot);
+        services.AddGatewayTelemetry(configuration);
+
+        // The host must outwait the drain: its default 30 s would cut a longer Gateway:Drain:Timeout short.
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = snapshot.Drain.Timeout + TimeSpan.FromSeconds(15));
+        if (redis)
         {
+            services.AddRedisBackplane();
             services.AddSingleton<RedisConnection>();
             services.AddSingleton<RedisSessionDirectory>();
             services.AddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<RedisSessionDirectory>());
@@ -42,10 +70,32 @@ public static class GatewayServiceCollectionExtensions
             services.AddSingleton<ISessionDirectory, MemorySessionDirectory>();
         }
 
-        services.AddReverseProxy();
+        services.AddReverseProxy().AddGatewayTransforms(snapshot);
         services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();
         return services;
     }
+
+    private static GatewayOptions Snapshot(IConfigurationSection section)
+    {
+        var snapshot = new GatewayOptions();
+        try
+        {
+            section.Bind(snapshot);
+        }
+        catch (InvalidOperationException)
+        {
+            // Reported, with its key, by the validation at start-up.
+        }
+
+        return snapshot;
+    }
+
+    /// <summary>
+    /// Drains on SIGTERM before the host stops (see README, "Graceful drain"). For the process's own
+    /// host only: it takes over the process's termination signals.
+    /// </summary>
+    public static IServiceCollection AddTromAiGracefulShutdown(this IServiceCollection services) =>
+        services.AddSingleton<IHostLifetime, DrainingLifetime>();
 
     /// <summary>
     /// Binds the section, turning a value that does not parse (a TimeSpan of "ten seconds") into a

@@ -2,6 +2,7 @@ using TromAi.Gateway;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddTromAiGateway(builder.Configuration);
+builder.Services.AddTromAiGracefulShutdown();
 
 var app = builder.Build();
 return await app.RunTromAiGatewayAsync();

@@ -49,7 +49,8 @@ public sealed class UpstreamLifecycleTests
 
         var error = await Assert.ThrowsAnyAsync<Exception>(() => connection.StartAsync().WaitAsync(Timeout));
 
-        Assert.Contains("TROM.AI Gateway: TROM.AI at http://127.0.0.1:1/ did not open a Socket.IO session", error.Message);
+        Assert.Contains("TROM.AI Gateway: TROM.AI did not open a Socket.IO session: it is unreachable.", error.Message);
+        Assert.DoesNotContain("127.0.0.1", error.Message); // never an internal address
         Assert.Equal(HubConnectionState.Disconnected, connection.State);
     }
 

@@ -46,6 +46,9 @@ public sealed class GatewayHost : IAsyncDisposable
         {
             ["Urls"] = "http://127.0.0.1:0",
             ["Logging:LogLevel:Default"] = "Warning",
+            // Every test client comes from 127.0.0.1: per-address limits are tested on their own.
+            ["Gateway:Limits:ConnectsPerIpPerSecond"] = "100000",
+            ["Gateway:Limits:RequestsPerIpPerSecond"] = "100000",
             ["Gateway:Upstream:BaseUrl"] = upstream.ToString(),
             ["Gateway:Upstream:ConnectTimeout"] = "00:00:05",
             ["Gateway:Upstream:ReconnectInitialDelay"] = "00:00:00.100",

@@ -1,5 +1,8 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
@@ -11,7 +14,8 @@ public sealed class UpstreamSessionTests
     {
         var options = new UpstreamOptions { ReconnectInitialDelay = TimeSpan.FromMilliseconds(100), ReconnectMaxDelay = TimeSpan.FromSeconds(5) };
         var destinations = new UpstreamDestinations(Options.Create(new GatewayOptions { Upstream = options }));
-        await using var session = new UpstreamSession(options, destinations, new NoListener(), TimeProvider.System, NullLogger.Instance);
+        var metrics = new GatewayMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
+        await using var session = new UpstreamSession(options, destinations, new NoListener(), TimeProvider.System, metrics, NullLogger.Instance);
 
         for (var attempt = 1; attempt <= 12; attempt++)
         {

@@ -1,6 +1,9 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
@@ -12,7 +15,9 @@ namespace TromAi.Gateway.Bridge;
 /// </summary>
 internal sealed partial class ConnectionRelay : IUpstreamListener
 {
+    private static readonly TimeSpan CloseLinger = TimeSpan.FromMilliseconds(250);
     private readonly ConnectionContext _connection;
+    private readonly GatewayMetrics _metrics;
     private readonly HubLifetimeManager<PredictionHub> _clients;
     private readonly ILogger _logger;
     private readonly int _maxBacklog;
@@ -20,9 +25,10 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     private volatile ChannelWriter<PredictionEvent>? _capture;
     private Task _pump = Task.CompletedTask;
 
-    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, int maxBacklog, ILogger logger)
+    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, int maxBacklog, GatewayMetrics metrics, ILogger logger)
     {
         _connection = connection;
+        _metrics = metrics;
         _clients = clients;
         _maxBacklog = maxBacklog;
         _logger = logger;
@@ -58,20 +64,59 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         return drained.Task;
     }
 
+    /// <summary>
+    /// Sends <paramref name="name"/> after everything already queued, then closes the connection the
+    /// way a server shutdown does: the client is told it may reconnect (JS <c>withAutomaticReconnect</c> does).
+    /// </summary>
+    public async Task CloseAsync(string name, object notice, TimeSpan timeout)
+    {
+        Enqueue(new RelayedEvent(name, [notice]));
+        try
+        {
+            await DrainAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            // The client does not read; it gets the close without the notice.
+        }
+
+        // The notice is in the connection's pipe, not yet on the wire, and the close aborts whatever
+        // the transport has not sent: let it go out first.
+        await Task.Delay(CloseLinger);
+        _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+    }
+
     /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
     public void Start() => _pump = PumpAsync();
 
     /// <summary>Stops sending once the connection has ended; whatever is still queued has nowhere to go.</summary>
-    public Task StopAsync()
+    public async Task StopAsync()
     {
         _queue.Writer.TryComplete();
-        return _pump;
+        await _pump;
+        var left = 0;
+        while (_queue.Reader.TryRead(out _))
+        {
+            left++;
+        }
+
+        if (left > 0)
+        {
+            _metrics.Dequeued(left); // they leave the queue unsent: the depth must not keep them
+        }
     }
 
     private void Enqueue(RelayedEvent item)
     {
-        if (!_queue.Writer.TryWrite(item) && _queue.Writer.TryComplete())
+        if (_queue.Writer.TryWrite(item with { EnqueuedAt = Stopwatch.GetTimestamp() }))
         {
+            _metrics.Enqueued();
+            return;
+        }
+
+        if (_queue.Writer.TryComplete())
+        {
+            _metrics.Rejected(GatewayMetrics.RejectReason.Backlog);
             Log.BacklogExceeded(_logger, _connection.ConnectionId, _maxBacklog);
             _connection.Abort(new ConnectionAbortedException(
                 $"The client did not read its events: more than {_maxBacklog} were waiting (Gateway:Relay:MaxBacklog)."));
@@ -88,6 +133,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             {
                 while (reader.TryRead(out var item))
                 {
+                    _metrics.Dequeued();
                     if (item.Drained is not null)
                     {
                         item.Drained.TrySetResult();
@@ -96,10 +142,12 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
                     {
                         // Waits when the stream's reader lags: the backlog then builds up in this queue, bounded as always.
                         await capture.WriteAsync(PredictionEvent.From(item.Name, item.Args), closed);
+                        _metrics.EventRelayed(item.Name, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
                     }
                     else
                     {
                         await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name, item.Args, closed);
+                        _metrics.EventRelayed(item.Name, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
                     }
                 }
             }
@@ -116,7 +164,10 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     }
 
     /// <param name="Drained">Set on the marker that <see cref="DrainAsync"/> queues instead of an event.</param>
-    private readonly record struct RelayedEvent(string Name, object?[] Args, TaskCompletionSource? Drained = null);
+    private readonly record struct RelayedEvent(string Name, object?[] Args, TaskCompletionSource? Drained = null)
+    {
+        public long EnqueuedAt { get; init; }
+    }
 
     private static partial class Log
     {

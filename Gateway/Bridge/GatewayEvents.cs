@@ -14,6 +14,11 @@ public static class GatewayEvents
     /// <summary>The upstream session is back (under a new upstream id, which the gateway maps for you). Argument: <c>{attempts, downtimeMs}</c>.</summary>
     public const string UpstreamRestored = "gateway:upstream-restored";
 
+    /// <summary>This instance is shutting down and closes the connection next; reconnect (to another instance). Argument: <c>{reason}</c>.</summary>
+    public const string Draining = "gateway:draining";
+
+    internal sealed record DrainingNotice(string Reason);
+
     internal sealed record UpstreamLostNotice(string Reason);
 
     internal sealed record UpstreamRestoredNotice(int Attempts, long DowntimeMs);

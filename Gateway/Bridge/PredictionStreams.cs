@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
+using TromAi.Gateway.Health;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
@@ -19,6 +20,7 @@ internal sealed partial class PredictionStreams(
     IHttpClientFactory http,
     SsePredictions sse,
     UpstreamDestinations destinations,
+    GatewayDrain drain,
     IOptions<GatewayOptions> options,
     ILogger<PredictionStreams> logger)
 {
@@ -30,6 +32,7 @@ internal sealed partial class PredictionStreams(
     public async IAsyncEnumerable<PredictionEvent> RunAsync(
         BridgedConnection connection, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        using var running = drain.TrackPrediction(); // a drain lets it finish
         var stream = connection.Session is { } session
             ? OverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
             : OverSseAsync(chatflowId, request, cancellationToken);
@@ -189,7 +192,7 @@ internal sealed partial class PredictionStreams(
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
         {
             Log.AbortFailed(logger, chatflowId, chatId, e.Message);
-            return (HttpStatusCode.BadGateway, JsonSerializer.SerializeToElement(new { message = $"TROM.AI is unreachable: {e.Message}" }));
+            return (HttpStatusCode.BadGateway, JsonSerializer.SerializeToElement(new { message = "TROM.AI is unreachable." }));
         }
     }
 
@@ -205,7 +208,8 @@ internal sealed partial class PredictionStreams(
         }
         catch (HttpRequestException e)
         {
-            throw new HubException($"TROM.AI is unreachable: {e.Message}");
+            Log.PostFailed(logger, chatflowId, e.Message);
+            throw new HubException("TROM.AI is unreachable.");
         }
     }
 
@@ -254,6 +258,9 @@ internal sealed partial class PredictionStreams(
     {
         [LoggerMessage(1, LogLevel.Warning, "Aborting prediction {ChatId} of chatflow {ChatflowId} failed: {Reason}")]
         public static partial void AbortFailed(ILogger logger, string chatflowId, string chatId, string reason);
+
+        [LoggerMessage(3, LogLevel.Warning, "Posting a prediction of chatflow {ChatflowId} failed: {Reason}")]
+        public static partial void PostFailed(ILogger logger, string chatflowId, string reason);
 
         [LoggerMessage(2, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}")]
         public static partial void SkippedBlock(ILogger logger, string reason);

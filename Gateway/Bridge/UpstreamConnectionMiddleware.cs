@@ -3,7 +3,9 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
+using TromAi.Gateway.Health;
 using TromAi.Gateway.Scaleout;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
@@ -19,6 +21,8 @@ internal sealed partial class UpstreamConnectionMiddleware(
     UpstreamSessionFactory sessions,
     StreamingModeResolver modes,
     ISessionDirectory directory,
+    GatewayMetrics metrics,
+    GatewayDrain drain,
     HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
     ILogger<UpstreamConnectionMiddleware> logger)
@@ -27,7 +31,15 @@ internal sealed partial class UpstreamConnectionMiddleware(
 
     public async Task OnConnectedAsync(ConnectionContext connection)
     {
-        var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, logger);
+        if (drain.IsDraining)
+        {
+            metrics.Rejected(GatewayMetrics.RejectReason.Draining);
+            await RejectHandshakeAsync(connection, "this instance is shutting down; connect again to reach another one.");
+            return;
+        }
+
+        using var scope = logger.BeginConnectionScope(connection.ConnectionId);
+        var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, metrics, logger);
         UpstreamSession? session = null;
         try
         {
@@ -41,6 +53,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
         catch (UpstreamUnavailableException e)
         {
             Log.UpstreamUnavailable(logger, connection.ConnectionId, e.Message);
+            metrics.Rejected(e.InnerException is OperationCanceledException ? GatewayMetrics.RejectReason.UpstreamTimeout : GatewayMetrics.RejectReason.UpstreamUnavailable);
             await DisposeAsync(session);
             await RejectHandshakeAsync(connection, e.Message);
             return;
@@ -54,12 +67,14 @@ internal sealed partial class UpstreamConnectionMiddleware(
         var bridged = new BridgedConnection(session, relay);
         connection.Features.Set(bridged);
         await directory.AddAsync(connection.ConnectionId, bridged); // findable by every instance before start() completes
+        metrics.SessionStarted();
         try
         {
             await next(connection);
         }
         finally
         {
+            metrics.SessionEnded();
             await directory.RemoveAsync(connection.ConnectionId);
             await DisposeAsync(session);
             await relay.StopAsync();

@@ -7,7 +7,7 @@ namespace TromAi.Gateway.Proxy;
 /// Gives a failed forward a body. YARP answers 502/504 with nothing in it; clients of TROM.AI expect
 /// its error shape, <c>{statusCode, success:false, message}</c>, so they can show what went wrong.
 /// </summary>
-internal sealed class ProxyErrorResponse(RequestDelegate next)
+internal sealed partial class ProxyErrorResponse(RequestDelegate next, ILogger<ProxyErrorResponse> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -23,11 +23,18 @@ internal sealed class ProxyErrorResponse(RequestDelegate next)
         var message = error.Error switch
         {
             ForwarderError.RequestTimedOut => "TROM.AI did not answer in time (Gateway:Proxy:ActivityTimeout).",
-            ForwarderError.Request or ForwarderError.NoAvailableDestinations =>
-                $"TROM.AI is unreachable: {error.Exception?.GetBaseException().Message ?? "no destination available"}",
+            ForwarderError.Request or ForwarderError.NoAvailableDestinations => "TROM.AI is unreachable.",
             _ => $"The gateway could not forward the request to TROM.AI ({error.Error}).",
         };
 
+        // The cause names internal addresses: it goes to the log, not to the client.
+        Log.ForwardFailed(logger, error.Error, error.Exception?.GetBaseException().Message);
         await ErrorResponse.WriteAsync(context, (HttpStatusCode)status, message);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Forwarding to TROM.AI failed ({Error}): {Reason}")]
+        public static partial void ForwardFailed(ILogger logger, ForwarderError error, string? reason);
     }
 }

@@ -6,7 +6,9 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using TromAi.Gateway.Health;
 using TromAi.Gateway.Scaleout;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Model;
 
@@ -22,7 +24,7 @@ namespace TromAi.Gateway.Proxy;
 /// stream to the connection (<see cref="SsePredictionRelay"/>).
 /// </summary>
 internal sealed class SocketIdRewrite(
-    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, IOptions<GatewayOptions> options)
+    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, GatewayDrain drain, GatewayMetrics metrics, IOptions<GatewayOptions> options)
 {
     public const string MetadataKey = "TromAi.RewriteSocketId";
     private const string FieldName = "socketIOClientId";
@@ -37,12 +39,14 @@ internal sealed class SocketIdRewrite(
             return;
         }
 
+        using var running = drain.TrackPrediction(); // a drain lets it finish
         var contentType = context.Request.ContentType;
         var isJson = contentType is not null && MediaTypeHeaderValue.TryParse(contentType, out var media)
             && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));
         var boundary = isJson ? null : MultipartBoundary(contentType);
         if (!isJson && boundary is null)
         {
+            metrics.Rewrite(GatewayMetrics.RewriteOutcome.Unchanged);
             await next(context); // TROM.AI answers such bodies itself (it reads an empty question)
             return;
         }
@@ -51,6 +55,7 @@ internal sealed class SocketIdRewrite(
         var body = await ReadBodyAsync(context, limit);
         if (body is null)
         {
+            metrics.Rejected(GatewayMetrics.RejectReason.BodyTooLarge);
             await ErrorResponse.WriteAsync(context, HttpStatusCode.RequestEntityTooLarge,
                 $"The prediction body is larger than the gateway's limit of {limit} bytes (Gateway:Proxy:MaxPredictionBodyBytes).");
             return;
@@ -63,15 +68,24 @@ internal sealed class SocketIdRewrite(
         }
         catch (JsonException e)
         {
+            metrics.Rejected(GatewayMetrics.RejectReason.InvalidBody);
             await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid JSON: {e.Message}");
             return;
         }
         catch (IOException e)
         {
+            metrics.Rejected(GatewayMetrics.RejectReason.InvalidBody);
             await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid multipart/form-data: {e.Message}");
             return;
         }
 
+        metrics.Rewrite(result.Status switch
+        {
+            RewriteStatus.Rewritten => GatewayMetrics.RewriteOutcome.Rewritten,
+            RewriteStatus.Reconnecting => GatewayMetrics.RewriteOutcome.Reconnecting,
+            RewriteStatus.Streamed => GatewayMetrics.RewriteOutcome.Streamed,
+            _ => GatewayMetrics.RewriteOutcome.Unchanged,
+        });
         if (result.Status == RewriteStatus.Reconnecting)
         {
             context.Response.Headers.RetryAfter = "1";

@@ -20,6 +20,9 @@ internal interface ISessionDirectory
     /// <summary>The session of a hub connection of any instance, or null when none holds that id.</summary>
     ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken);
 
+    /// <summary>The connections of this instance.</summary>
+    IEnumerable<BridgedConnection> LocalConnections { get; }
+
     /// <summary>A connection of this instance.</summary>
     bool TryGetLocal(string connectionId, out BridgedConnection connection);
 }

@@ -12,6 +12,8 @@ internal sealed class MemorySessionDirectory : ISessionDirectory
 
     public ICollection<KeyValuePair<string, BridgedConnection>> Local => _sessions;
 
+    public IEnumerable<BridgedConnection> LocalConnections => _sessions.Values;
+
     public Task AddAsync(string connectionId, BridgedConnection connection)
     {
         _sessions[connectionId] = connection;

@@ -29,6 +29,8 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public int LocalCount => _local.LocalCount;
 
+    public IEnumerable<BridgedConnection> LocalConnections => _local.LocalConnections;
+
     public async Task AddAsync(string connectionId, BridgedConnection connection)
     {
         await _local.AddAsync(connectionId, connection);
@@ -154,8 +156,10 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(CancellationToken.None);
-        _stopping.Dispose();
+        if (!_stopping.IsCancellationRequested)
+        {
+            await StopAsync(CancellationToken.None);
+        }
     }
 
     private static class Fields

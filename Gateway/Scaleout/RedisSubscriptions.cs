@@ -21,8 +21,9 @@ internal sealed partial class RedisSubscriptions : IDisposable
     // One handler per channel, so a re-subscribe can never deliver a message twice.
     private readonly Dictionary<RedisChannel, Action<RedisChannel, RedisValue>> _handlers = [];
     private readonly CancellationTokenSource _disposed = new();
-    private ConnectionMultiplexer? _multiplexer;
-    private ISubscriber? _subscriber;
+    // Set once, under the lock; read without it.
+    private volatile ConnectionMultiplexer? _multiplexer;
+    private volatile ISubscriber? _subscriber;
     private long _probeAttempt;
     private volatile bool _isConnected;
 
@@ -84,12 +85,10 @@ internal sealed partial class RedisSubscriptions : IDisposable
     /// Publishes <paramref name="payload"/> and returns how many Redis clients received it. Fails at once when Redis
     /// is not connected, and after <see cref="RedisConnection.OperationTimeout"/> when it does not answer.
     /// </summary>
-    public async Task<long> PublishAsync(RedisChannel channel, byte[] payload)
-    {
-        var subscriber = _subscriber ?? throw new RedisConnectionException(
-            ConnectionFailureType.UnableToConnect, "Redis has not been reachable since this instance started; it keeps retrying.");
-        return await _redis.WithTimeout(subscriber.PublishAsync(channel, payload));
-    }
+    public Task<long> PublishAsync(RedisChannel channel, byte[] payload) =>
+        _subscriber is { } subscriber
+            ? _redis.WithTimeout(subscriber.PublishAsync(channel, payload))
+            : Task.FromException<long>(new RedisUnavailableException("Redis has not been reachable since this instance started; it keeps retrying."));
 
     private async Task AttachAsync()
     {

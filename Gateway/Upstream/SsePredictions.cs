@@ -33,7 +33,7 @@ internal sealed class SsePredictions(IHttpClientFactory http, UpstreamDestinatio
         }
         catch (HttpRequestException e)
         {
-            throw new UpstreamUnavailableException($"TROM.AI at {replica} is unreachable: {e.Message}", e);
+            throw new UpstreamUnavailableException("TROM.AI is unreachable.", e); // the cause names the address: not for clients
         }
     }
 }

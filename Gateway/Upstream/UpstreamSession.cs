@@ -1,5 +1,6 @@
 using SocketIOClient;
 using SocketIOClient.Transport;
+using TromAi.Gateway.Telemetry;
 
 namespace TromAi.Gateway.Upstream;
 
@@ -17,6 +18,8 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private readonly UpstreamOptions _options;
     private readonly UpstreamDestinations _destinations;
     private readonly IUpstreamListener _listener;
+    private readonly GatewayMetrics _metrics;
+    private UpstreamState? _state;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _disposed = new();
@@ -26,8 +29,9 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private Uri? _destination;
     private Task _reconnecting = Task.CompletedTask;
 
-    public UpstreamSession(UpstreamOptions options, UpstreamDestinations destinations, IUpstreamListener listener, TimeProvider time, ILogger logger)
+    public UpstreamSession(UpstreamOptions options, UpstreamDestinations destinations, IUpstreamListener listener, TimeProvider time, GatewayMetrics metrics, ILogger logger)
     {
+        _metrics = metrics;
         _options = options;
         _destinations = destinations;
         _listener = listener;
@@ -90,6 +94,11 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     /// <exception cref="UpstreamUnavailableException">No replica accepted it within the configured time.</exception>
     public async Task ConnectAsync(CancellationToken cancellationToken)
     {
+        lock (_gate)
+        {
+            MoveTo(UpstreamState.Connecting);
+        }
+
         Uri? failed = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -104,6 +113,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
                         _socket = socket;
                         _transport = transport;
                         _destination = destination;
+                        MoveTo(UpstreamState.Connected);
                         return;
                     }
                 }
@@ -120,6 +130,11 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             catch
             {
                 _destinations.Release(destination);
+                lock (_gate)
+                {
+                    MoveTo(null);
+                }
+
                 throw;
             }
         }
@@ -166,9 +181,10 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
                 throw new OperationCanceledException("The upstream session was closed while connecting.", e);
             }
 
-            var reason = e is OperationCanceledException ? $"no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s" : e.Message;
-            throw new UpstreamUnavailableException(
-                $"TROM.AI at {destination} did not open a Socket.IO session: {reason}", e as UpstreamUnavailableException ?? e);
+            // The client sees why, never where: the address stays in the log.
+            Log.ConnectFailed(_logger, destination, e.Message);
+            var reason = e is OperationCanceledException ? $"no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s" : "it is unreachable";
+            throw new UpstreamUnavailableException($"TROM.AI did not open a Socket.IO session: {reason}.", e);
         }
     }
 
@@ -196,6 +212,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             }
 
             _socket = null;
+            MoveTo(UpstreamState.Reconnecting);
             _reconnecting = ReconnectAsync(socket, reason);
         }
 
@@ -234,6 +251,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
                         _socket = socket;
                         _transport = transport;
                         _destination = destination;
+                        MoveTo(UpstreamState.Connected);
                         adopted = true;
                     }
                 }
@@ -264,6 +282,16 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         }
     }
 
+    /// <summary>Counts the session in its new state; called under the lock, so the counts never drift.</summary>
+    private void MoveTo(UpstreamState? state)
+    {
+        if (_state != state)
+        {
+            _metrics.UpstreamStateChanged(_state, state);
+            _state = state;
+        }
+    }
+
     /// <summary>Exponential backoff with jitter: half the nominal delay is fixed, half random, so sessions that dropped together spread out.</summary>
     internal TimeSpan Backoff(int attempt)
     {
@@ -284,6 +312,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             }
 
             _disposed.Cancel();
+            MoveTo(null);
             socket = _socket;
             _socket = null;
             reconnecting = _reconnecting;
@@ -326,6 +355,9 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
         [LoggerMessage(2, LogLevel.Information, "Upstream Socket.IO session restored on {Destination} after {Attempts} attempt(s).")]
         public static partial void UpstreamRestored(ILogger logger, int attempts, Uri destination);
+
+        [LoggerMessage(4, LogLevel.Debug, "Opening a Socket.IO session at {Destination} failed: {Reason}")]
+        public static partial void ConnectFailed(ILogger logger, Uri destination, string reason);
 
         [LoggerMessage(3, LogLevel.Debug, "Upstream reconnect attempt {Attempt} failed: {Reason}")]
         public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);

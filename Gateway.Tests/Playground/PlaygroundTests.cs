@@ -1,0 +1,109 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Tests.Fixtures;
+
+namespace TromAi.Gateway.Tests.Playground;
+
+/// <summary>
+/// The chat page at <c>/playground/</c>, in real Chromium (Gateway.Tests/browser/playground.spec.mjs):
+/// the JavaScript SignalR client end to end, both ways of asking, abort, and the gateway's notices.
+/// </summary>
+public sealed class PlaygroundTests(PlaygroundFixture playground) : IClassFixture<PlaygroundFixture>
+{
+    [Fact]
+    public async Task Rest_flow_answer_grows_token_by_token_renders_its_sources_and_stops_when_aborted()
+    {
+        var result = await PlaygroundBrowser.RunAsync("rest", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+
+        // The page sent its own chatId with the question, so that the hub's Abort could name it.
+        var chatId = result.GetProperty("abortedChatId").GetString()!;
+        var requests = await playground.Upstream.RequestsAsync();
+        var asked = Assert.Single(requests, r => IsRequest(r, "POST", "/api/v1/prediction/tokens") && (string?)r!["body"]!["chatId"] == chatId);
+        Assert.False(string.IsNullOrEmpty((string?)asked!["body"]!["socketIOClientId"]));
+        Assert.Contains(requests, r => IsRequest(r, "PUT", $"/api/v1/chatmessage/abort/tokens/{chatId}"));
+    }
+
+    [Fact]
+    public async Task Predict_flow_answer_grows_token_by_token_renders_its_sources_and_stops_when_aborted()
+    {
+        var result = await PlaygroundBrowser.RunAsync("predict", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+
+        var chatId = result.GetProperty("abortedChatId").GetString()!;
+        var requests = await playground.Upstream.RequestsAsync();
+        Assert.Contains(requests, r => IsRequest(r, "POST", "/api/v1/prediction/tokens") && (string?)r!["body"]!["chatId"] == chatId);
+        Assert.Contains(requests, r => IsRequest(r, "PUT", $"/api/v1/chatmessage/abort/tokens/{chatId}"));
+    }
+
+    [Fact]
+    public async Task Page_shows_the_gateway_notices_when_the_upstream_session_drops_and_answers_again_once_it_is_back()
+    {
+        await PlaygroundBrowser.RunAsync("notices", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+    }
+
+    [Fact]
+    public async Task Page_and_its_SignalR_client_are_served_under_playground_and_every_other_path_still_reaches_TROM_AI()
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = playground.Gateway.BaseUrl };
+
+        using var bare = await http.GetAsync("playground");
+        Assert.Equal(HttpStatusCode.Redirect, bare.StatusCode);
+        Assert.Equal("/playground/", bare.Headers.Location?.OriginalString);
+
+        using var page = await http.GetAsync("playground/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<script src=\"signalr.min.js\"></script>", await page.Content.ReadAsStringAsync());
+
+        using var client = await http.GetAsync("playground/signalr.min.js");
+        Assert.Equal(HttpStatusCode.OK, client.StatusCode);
+        Assert.Equal("text/javascript", client.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("HubConnectionBuilder", await client.Content.ReadAsStringAsync());
+
+        // Under /playground/ the gateway answers alone; next to it, TROM.AI does (its web UI here).
+        using var missing = await http.GetAsync("playground/missing.js");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using var beside = await http.GetAsync("playground-elsewhere");
+        Assert.Contains("<title>TROM.AI</title>", await beside.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Outside_Development_the_page_is_off_unless_enabled_and_playground_belongs_to_TROM_AI()
+    {
+        await using var gateway = await GatewayHost.StartAsync(playground.Upstream.BaseUrl); // environment "Testing", setting unset
+
+        var answer = await gateway.Http.GetStringAsync("playground/");
+
+        Assert.Contains("<title>TROM.AI</title>", answer);
+    }
+
+    [Fact]
+    public async Task In_Development_the_page_is_on_without_a_setting()
+    {
+        await using var gateway = await GatewayProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Gateway:Upstream:BaseUrl"] = playground.Upstream.BaseUrl.ToString(),
+        });
+        using var http = new HttpClient { BaseAddress = gateway.BaseUrl };
+
+        var answer = await http.GetStringAsync("playground/");
+
+        Assert.Contains("<title>TROM.AI Gateway · Playground</title>", answer);
+    }
+
+    [Fact]
+    public async Task A_malformed_Enabled_setting_stops_start_up_naming_its_key()
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
+        {
+            await using var app = GatewayHost.Build(playground.Upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Playground:Enabled"] = "sometimes" });
+            await app.StartAsync();
+        });
+
+        Assert.Contains("'Gateway:Playground:Enabled'", error.Message);
+    }
+
+    private static bool IsRequest(JsonNode? request, string method, string path) =>
+        (string?)request?["method"] == method && (string?)request["path"] == path;
+}

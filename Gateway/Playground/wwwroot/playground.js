@@ -1,0 +1,432 @@
+// The gateway's chat page: TROM.AI's streaming guide in a browser, with SignalR in place of
+// Socket.IO. Two ways to ask, as in the README:
+//   REST + events: connection.on(...) for every event, GetSocketIOClientId, then POST
+//                  /api/v1/prediction/<id> through the gateway; its JSON answer ends the turn.
+//   hub Predict:   connection.stream("Predict", id, body) yields {event, data}, ending with "result".
+// signalr.min.js, loaded before this module, defines the global `signalR`.
+
+const { signalR } = window;
+
+// Relative to the page (/playground/), so the page works behind a path base too.
+const hubUrl = new URL("../hubs/prediction", location.href).href;
+const predictionUrl = (chatflowId) => new URL(`../api/v1/prediction/${encodeURIComponent(chatflowId)}`, location.href).href;
+
+/** TROM.AI's events, both eras. The REST flow needs a handler per name; a Predict stream carries every event anyway. */
+const UPSTREAM_EVENTS = [
+  "start", "token", "thinking", "sourceDocuments", "artifacts", "usedTools", "calledTools", "fileAnnotations",
+  "tool", "agentReasoning", "nextAgent", "nextAgentFlow", "agentFlowExecutedData", "agentFlowEvent", "action",
+  "metadata", "usageMetadata", "error", "abort", "end",
+];
+
+const byId = (id) => document.getElementById(id);
+const ui = {
+  state: byId("connection-state"),
+  connectionId: byId("connection-id"),
+  reconnect: byId("reconnect"),
+  form: byId("ask-form"),
+  chatflow: byId("chatflow"),
+  question: byId("question"),
+  overrideConfig: byId("override-config"),
+  formError: byId("form-error"),
+  ask: byId("ask"),
+  abort: byId("abort"),
+  notices: byId("notices"),
+  transcript: byId("transcript"),
+  turnTemplate: byId("turn-template"),
+};
+
+const connection = new signalR.HubConnectionBuilder()
+  .withUrl(hubUrl)
+  .withAutomaticReconnect()
+  .configureLogging(signalR.LogLevel.Warning)
+  .build();
+
+/** The id to send as socketIOClientId; a reconnected connection has a new one. */
+let socketIOClientId = null;
+/** The turn being answered. One at a time: TROM.AI streams per socket, not per request. */
+let current = null;
+/**
+ * The turn the connection's events belong to: the last one asked over REST. It stays the target
+ * after its answer has come, because the answer can overtake the last events.
+ */
+let restTarget = null;
+
+// ----- Rendering --------------------------------------------------------------------------------
+
+const element = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+const json = (value, max = 400) => {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+};
+
+/** agentReasoning came as a JSON string in 1.8 and as the array itself from 2.0. */
+const parsed = (value) => {
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+};
+
+const asList = (value) => (Array.isArray(value) ? value : value == null ? [] : [value]);
+
+function sourceDocument(doc) {
+  const li = element("li");
+  li.dataset.testid = "source-document";
+  const meta = doc?.metadata ?? {};
+  const origin = [meta.source ?? meta.url ?? meta.title, meta.page !== undefined ? `p. ${meta.page}` : null,
+    typeof meta.score === "number" ? `score ${meta.score.toFixed(2)}` : null].filter(Boolean).join(" · ");
+  li.append(element("span", "origin", origin || "document"), element("blockquote", null, doc?.pageContent ?? json(doc)));
+  return li;
+}
+
+function usedTool(tool) {
+  const li = element("li");
+  li.dataset.testid = "used-tool";
+  li.append(element("code", "name", tool?.tool ?? "tool"), "(", element("code", null, json(tool?.toolInput ?? "")), ") → ",
+    element("code", null, json(tool?.toolOutput ?? "")));
+  return li;
+}
+
+function reasoningStep(step) {
+  const li = element("li");
+  li.dataset.testid = "agent-reasoning-step";
+  li.append(element("strong", null, step?.agentName ?? step?.nodeName ?? "agent"));
+  const messages = asList(step?.messages).filter((m) => m !== "");
+  if (messages.length > 0) li.append(" ", element("span", null, messages.map((m) => json(m)).join(" ")));
+  if (step?.next) li.append(" ", element("span", "next", `→ ${step.next}`));
+  if (step?.instructions) li.append(element("div", "instructions", step.instructions));
+  return li;
+}
+
+function otherEvent(name, args) {
+  const li = element("li");
+  li.dataset.event = name;
+  li.append(element("code", "name", name), " ", element("span", null, args.length === 0 ? "(no argument)" : args.map((a) => json(a)).join(", ")));
+  return li;
+}
+
+/** What each event shows in its turn. Anything else is listed under "Other events". */
+const VIEWS = {
+  // Its argument is the first token again, emitted as a token right after: do not append it.
+  start: (turn) => turn.streaming(),
+  token: (turn, [text]) => turn.token(text),
+  sourceDocuments: (turn, [docs]) => turn.list("sourceDocuments", asList(docs).map(sourceDocument)),
+  usedTools: (turn, [tools]) => turn.list("usedTools", asList(tools).map(usedTool)),
+  agentReasoning: (turn, [steps]) => turn.list("agentReasoning", asList(parsed(steps)).map(reasoningStep)),
+  nextAgent: (turn, [agent]) => turn.value("nextAgent", typeof agent === "string" ? agent : json(agent)),
+  // Not the end of the answer (agents send end, then more tokens): the HTTP answer or Predict's result is.
+  end: () => {},
+  abort: (turn) => turn.aborted(),
+  error: (turn, [message]) => turn.showError(typeof message === "string" ? message : json(message)),
+};
+
+class Turn {
+  constructor({ chatflowId, question, mode, chatId }) {
+    Object.assign(this, { chatflowId, mode, chatId });
+    this.node = ui.turnTemplate.content.firstElementChild.cloneNode(true);
+    this.node.dataset.mode = mode;
+    this.node.dataset.chatflow = chatflowId;
+    this.node.dataset.chatId = chatId;
+    this.part("question").textContent = question;
+    this.part("turn-meta").textContent = `${chatflowId} · ${mode === "rest" ? "REST + events" : "hub Predict"}`;
+    this.answer = this.part("answer");
+    this.tokens = 0;
+    this.counts = new Map();
+    this.startedAt = performance.now();
+    this.settled = false;
+    this.wasAborted = false;
+    this.abortRequested = false;
+    ui.transcript.querySelector(".empty")?.remove();
+    ui.transcript.append(this.node);
+    this.node.scrollIntoView({ block: "end" });
+  }
+
+  part(testid) {
+    return this.node.querySelector(`[data-testid="${testid}"]`);
+  }
+
+  setStatus(status, label = status) {
+    this.node.dataset.status = status;
+    this.part("turn-status").textContent = label;
+  }
+
+  /** One upstream event, as it arrived: name and arguments. */
+  event(name, args) {
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+    this.part("event-log").textContent = [...this.counts].map(([n, c]) => (c > 1 ? `${n} ×${c}` : n)).join(" · ");
+    const follow = ui.transcript.scrollHeight - ui.transcript.scrollTop - ui.transcript.clientHeight < 40;
+    (VIEWS[name] ?? ((turn) => turn.list("other", [otherEvent(name, args)])))(this, args);
+    if (follow) ui.transcript.scrollTop = ui.transcript.scrollHeight;
+  }
+
+  streaming() {
+    if (!this.settled && !this.wasAborted && this.node.dataset.status === "waiting") this.setStatus("streaming");
+  }
+
+  token(text) {
+    const span = element("span", "token", typeof text === "string" ? text : json(text));
+    span.dataset.index = String(this.tokens++);
+    this.answer.append(span);
+    this.streaming();
+  }
+
+  list(panel, items) {
+    const section = this.node.querySelector(`[data-panel="${panel}"]`);
+    section.hidden = false;
+    section.querySelector("ol").append(...items);
+  }
+
+  value(panel, text) {
+    const section = this.node.querySelector(`[data-panel="${panel}"]`);
+    section.hidden = false;
+    section.querySelector(".value").textContent = text;
+  }
+
+  aborted() {
+    if (this.settled) return; // a late abort of an earlier prediction: nothing to stop here
+    this.wasAborted = true;
+    this.setStatus("aborted");
+  }
+
+  showError(message) {
+    const error = this.part("turn-error");
+    error.hidden = false;
+    error.textContent = message;
+  }
+
+  /** Marks the turn over; false when it already was. */
+  settle() {
+    if (this.settled) return false;
+    this.settled = true;
+    this.node.dataset.settled = "true";
+    return true;
+  }
+
+  /** The answer has come (REST's JSON, Predict's result), or the user stopped reading: the turn is over. */
+  finish() {
+    if (!this.settle()) return;
+    const seconds = ((performance.now() - this.startedAt) / 1000).toFixed(1);
+    // Asked to abort: the answer can overtake the abort event, but this answer is the aborted one.
+    const status = this.wasAborted || this.abortRequested ? "aborted" : "done";
+    this.setStatus(status, `${status} · ${seconds} s`); // the tokens are counted below: the answer can overtake the last ones
+    turnOver(this);
+  }
+
+  fail(message) {
+    if (!this.settle()) return;
+    this.showError(message);
+    this.setStatus("error", "failed");
+    turnOver(this);
+  }
+}
+
+function turnOver(turn) {
+  if (current === turn) current = null;
+  updateControls();
+}
+
+// ----- Connection ---------------------------------------------------------------------------------
+
+function notice(kind, text, event = "") {
+  const li = element("li", kind);
+  li.dataset.testid = "notice";
+  li.dataset.event = event;
+  li.append(element("time", null, new Date().toLocaleTimeString()), " ", text);
+  ui.notices.prepend(li);
+}
+
+function showState(state, label = state) {
+  ui.state.dataset.state = state;
+  ui.state.textContent = label;
+  ui.reconnect.hidden = state !== "disconnected";
+  updateControls();
+}
+
+function updateControls() {
+  const connected = connection.state === signalR.HubConnectionState.Connected;
+  ui.ask.disabled = !connected || current !== null;
+  ui.abort.disabled = current === null || current.abortRequested || current.settled;
+}
+
+for (const name of UPSTREAM_EVENTS) {
+  connection.on(name, (...args) => restTarget?.event(name, args));
+}
+
+connection.on("gateway:upstream-lost", (lost) => {
+  notice("warn", `TROM.AI session lost (${lost?.reason ?? "no reason given"}); the gateway is reconnecting it.`, "gateway:upstream-lost");
+  showState("upstream-lost", "TROM.AI lost");
+});
+
+connection.on("gateway:upstream-restored", (restored) => {
+  notice("ok", `TROM.AI session restored after ${restored?.attempts ?? "?"} attempt(s), ${restored?.downtimeMs ?? "?"} ms down.`, "gateway:upstream-restored");
+  showState("connected");
+});
+
+connection.onreconnecting((error) => {
+  socketIOClientId = null;
+  ui.connectionId.textContent = "";
+  notice("warn", `Connection lost${error ? ` (${error.message})` : ""}; reconnecting…`, "reconnecting");
+  showState("reconnecting");
+});
+
+connection.onreconnected(async () => {
+  // A new connection: a new id and a new upstream session.
+  try {
+    await identify();
+    notice("ok", "Reconnected, with a new id.", "reconnected");
+    showState("connected");
+  } catch (error) {
+    notice("error", `Reconnected, but cannot get the new id: ${error.message}`, "reconnected");
+  }
+});
+
+connection.onclose((error) => {
+  socketIOClientId = null;
+  ui.connectionId.textContent = "";
+  notice("error", `Disconnected${error ? `: ${error.message}` : "."}`, "closed");
+  showState("disconnected");
+});
+
+async function identify() {
+  socketIOClientId = await connection.invoke("GetSocketIOClientId");
+  ui.connectionId.textContent = socketIOClientId;
+}
+
+async function connect() {
+  showState("connecting");
+  try {
+    // Resolves once the gateway's upstream session is connected, so the first answer streams.
+    await connection.start();
+    await identify();
+    notice("ok", "Connected to the gateway.", "connected");
+    showState("connected");
+  } catch (error) {
+    notice("error", `Cannot connect: ${error.message}`, "closed");
+    showState("disconnected");
+  }
+}
+
+// ----- Asking -------------------------------------------------------------------------------------
+
+/** A chat id the page knows, so it can abort a prediction it asked over REST. crypto.randomUUID needs https. */
+function newChatId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+async function answerOf(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function askOverRest(turn, body) {
+  restTarget = turn;
+  try {
+    const response = await fetch(predictionUrl(turn.chatflowId), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...body, socketIOClientId }),
+    });
+    const answer = await answerOf(response);
+    if (!response.ok) {
+      turn.fail(`TROM.AI answered ${response.status}: ${answer?.message ?? json(answer)}`);
+      return;
+    }
+    turn.finish();
+  } catch (error) {
+    turn.fail(`The prediction request failed: ${error.message}`);
+  }
+}
+
+function askOverPredict(turn, body) {
+  restTarget = null; // while a Predict runs, the connection's events go into its stream
+  turn.subscription = connection.stream("Predict", turn.chatflowId, body).subscribe({
+    next: ({ event, data }) => {
+      if (event === "result") turn.finish();
+      else turn.event(event, data === null ? [] : [data]);
+    },
+    error: (error) => turn.fail(error.message),
+    complete: () => turn.finish(),
+  });
+}
+
+async function abort() {
+  const turn = current;
+  if (!turn || turn.settled) return;
+  turn.abortRequested = true;
+  updateControls();
+  if (turn.mode === "predict") {
+    // Disposing the subscription makes the gateway abort the prediction upstream and end the stream.
+    turn.subscription.dispose();
+    turn.finish();
+    return;
+  }
+
+  turn.setStatus("aborting", "aborting…");
+  try {
+    // TROM.AI then sends `abort`, and the POST answers with the text so far.
+    await connection.invoke("Abort", turn.chatflowId, turn.chatId);
+  } catch (error) {
+    notice("error", `Abort failed: ${error.message}`, "abort-failed");
+  }
+}
+
+ui.form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (current || connection.state !== signalR.HubConnectionState.Connected) return;
+  const chatflowId = ui.chatflow.value.trim();
+  const question = ui.question.value;
+  if (!chatflowId || !question.trim()) return;
+
+  let overrideConfig;
+  ui.formError.hidden = true;
+  if (ui.overrideConfig.value.trim()) {
+    try {
+      overrideConfig = JSON.parse(ui.overrideConfig.value);
+    } catch (error) {
+      ui.formError.textContent = `overrideConfig is not JSON: ${error.message}`;
+      ui.formError.hidden = false;
+      ui.overrideConfig.closest("details").open = true;
+      return;
+    }
+  }
+
+  const mode = ui.form.elements.mode.value;
+  const body = { question, chatId: newChatId(), ...(overrideConfig !== undefined && { overrideConfig }) };
+  const turn = new Turn({ chatflowId, question, mode, chatId: body.chatId });
+  current = turn;
+  updateControls();
+  ui.question.value = "";
+  localStorage.setItem("playground.chatflow", chatflowId);
+  if (mode === "rest") askOverRest(turn, body);
+  else askOverPredict(turn, body);
+});
+
+ui.question.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.form.requestSubmit();
+  }
+});
+
+ui.abort.addEventListener("click", abort);
+ui.reconnect.addEventListener("click", connect);
+ui.chatflow.value = new URLSearchParams(location.search).get("chatflow") ?? localStorage.getItem("playground.chatflow") ?? "";
+
+await connect();

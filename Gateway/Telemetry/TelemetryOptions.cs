@@ -1,0 +1,30 @@
+using OpenTelemetry.Exporter;
+
+namespace TromAi.Gateway.Telemetry;
+
+/// <summary>The <c>Gateway:Telemetry</c> section: where the gateway's metrics can be read.</summary>
+public sealed class TelemetryOptions
+{
+    public const string SectionName = GatewayOptions.SectionName + ":Telemetry";
+
+    /// <summary>
+    /// Serves <see cref="MetricsPath"/> and exports to <see cref="OtlpEndpoint"/>. False: neither; the
+    /// meters still exist for <c>dotnet-counters</c> and the like.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Where the gateway answers Prometheus scrapes. It takes precedence over a TROM.AI path of the same name.</summary>
+    public string MetricsPath { get; set; } = "/metrics";
+
+    /// <summary>An OpenTelemetry collector to push metrics to; none when unset.</summary>
+    public Uri? OtlpEndpoint { get; set; }
+
+    /// <summary>
+    /// <c>Grpc</c> (the collector's port 4317) or <c>HttpProtobuf</c> (port 4318; an endpoint without
+    /// a path gets <c>/v1/metrics</c>).
+    /// </summary>
+    public OtlpExportProtocol OtlpProtocol { get; set; } = OtlpExportProtocol.Grpc;
+
+    /// <summary>How often metrics are pushed to <see cref="OtlpEndpoint"/>; once more at shutdown.</summary>
+    public TimeSpan OtlpExportInterval { get; set; } = TimeSpan.FromSeconds(60);
+}
