@@ -12,8 +12,6 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    public sealed record PredictionItem(string Event, JsonElement Data);
-
     [Fact]
     public async Task Predict_streams_every_upstream_event_in_order_and_ends_with_the_answer()
     {
@@ -21,7 +19,7 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
         var tokensToHandlers = 0;
         connection.On<string>("token", _ => Interlocked.Increment(ref tokensToHandlers));
 
-        var items = await ReadAllAsync(connection.StreamAsync<PredictionItem>("Predict", "all-events", new { question = "Hi" }));
+        var items = await Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "all-events", new { question = "Hi" }));
 
         Assert.Equal("result", items[^1].Event);
         Assert.Equal("Hello", items[^1].Data.GetProperty("text").GetString());
@@ -52,7 +50,7 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
 
         var reading = Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (var item in connection.StreamAsync<PredictionItem>("Predict", "tokens",
+            await foreach (var item in connection.StreamAsync<Predictions.Item>("Predict", "tokens",
                 new { question = "stop me", overrideConfig = new { count = 100_000, rate = 100 } }, cancel.Token))
             {
                 if (item.Event == "token" && ++received == 3)
@@ -65,7 +63,7 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
 
         var post = (await bridge.Upstream.RequestsAsync()).Last(r => (string?)r!["path"] == "/api/v1/prediction/tokens")!;
         var chatId = (string)post["body"]!["chatId"]!;
-        await WaitForRequestAsync($"/api/v1/chatmessage/abort/tokens/{chatId}");
+        await bridge.Upstream.WaitForRequestAsync($"/api/v1/chatmessage/abort/tokens/{chatId}", Timeout);
         Assert.Equal(3, received);
     }
 
@@ -74,8 +72,8 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
     {
         await using var connection = await HubClients.StartAsync(bridge.Gateway.HubUrl);
 
-        var failed = await Assert.ThrowsAsync<HubException>(() => ReadAllAsync(connection.StreamAsync<PredictionItem>("Predict", "error", new { question = "Hi" })));
-        var missing = await Assert.ThrowsAsync<HubException>(() => ReadAllAsync(connection.StreamAsync<PredictionItem>("Predict", "nope", new { question = "Hi" })));
+        var failed = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "error", new { question = "Hi" })));
+        var missing = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "nope", new { question = "Hi" })));
 
         Assert.Contains("TROM.AI answered 500 (InternalServerError): Flow failed: boom", failed.Message);
         Assert.Contains("TROM.AI answered 404 (NotFound): Chatflow nope not found", missing.Message);
@@ -86,8 +84,8 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
     {
         await using var connection = await HubClients.StartAsync(bridge.Gateway.HubUrl);
 
-        var first = ReadAllAsync(connection.StreamAsync<PredictionItem>("Predict", "tokens", new { question = "one", overrideConfig = new { count = 300, rate = 1000 } }));
-        var second = ReadAllAsync(connection.StreamAsync<PredictionItem>("Predict", "tokens", new { question = "two", overrideConfig = new { count = 300, rate = 1000 } }));
+        var first = Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "one", overrideConfig = new { count = 300, rate = 1000 } }));
+        var second = Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "two", overrideConfig = new { count = 300, rate = 1000 } }));
         var results = await Task.WhenAll(first, second).WaitAsync(Timeout);
 
         Assert.Equal(Enumerable.Range(0, 300).Select(i => $"one:{i}"), results[0].Where(i => i.Event == "token").Select(i => i.Data.GetString()));
@@ -115,26 +113,5 @@ public sealed class PredictTests(BridgeFixture bridge) : IClassFixture<BridgeFix
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.StartsWith("rest:0rest:1", answer.GetProperty("text").GetString());
         Assert.DoesNotContain(events.Snapshot(), e => e.Name == "end");
-    }
-
-    private static async Task<List<PredictionItem>> ReadAllAsync(IAsyncEnumerable<PredictionItem> stream)
-    {
-        var items = new List<PredictionItem>();
-        await foreach (var item in stream.WithCancellation(new CancellationTokenSource(Timeout).Token))
-        {
-            items.Add(item);
-        }
-
-        return items;
-    }
-
-    private async Task WaitForRequestAsync(string path)
-    {
-        using var deadline = new CancellationTokenSource(Timeout);
-        while (!(await bridge.Upstream.RequestsAsync()).Any(r => (string?)r!["path"] == path))
-        {
-            deadline.Token.ThrowIfCancellationRequested();
-            await Task.Delay(50); // the upstream's request log is in another process: re-ask
-        }
     }
 }

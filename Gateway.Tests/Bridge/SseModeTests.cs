@@ -89,7 +89,7 @@ public sealed class SseModeTests : IAsyncLifetime
     {
         await using var connection = await HubClients.StartAsync(_gateway.HubUrl);
 
-        var items = await ReadAllAsync(connection.StreamAsync<PredictTests.PredictionItem>("Predict", "all-events", new { question = "Hi" }));
+        var items = await Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "all-events", new { question = "Hi" }));
 
         Assert.Equal(
             ExpectedSingleArgumentEvents.Select(e => $"{e.Name} {AllEvents.Canonical(JsonDocument.Parse(e.ArgsJson).RootElement[0].GetRawText())}"),
@@ -104,7 +104,7 @@ public sealed class SseModeTests : IAsyncLifetime
         await using var connection = await HubClients.StartAsync(_gateway.HubUrl);
         var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
 
-        var error = await Assert.ThrowsAsync<HubException>(() => ReadAllAsync(connection.StreamAsync<PredictTests.PredictionItem>("Predict", "error", new { question = "Hi" })));
+        var error = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "error", new { question = "Hi" })));
         var (status, body) = await Predictions.PostAsync(_gateway.Http, "error", new { question = "Hi", socketIOClientId = id });
 
         Assert.Contains("TROM.AI reported an error: Flow failed: boom", error.Message);
@@ -118,7 +118,7 @@ public sealed class SseModeTests : IAsyncLifetime
         await using var connection = await HubClients.StartAsync(_gateway.HubUrl);
         var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
 
-        var items = await ReadAllAsync(connection.StreamAsync<PredictTests.PredictionItem>("Predict", "not-streamable", new { question = "plain" }));
+        var items = await Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "not-streamable", new { question = "plain" }));
         var (status, body) = await Predictions.PostAsync(_gateway.Http, "not-streamable", new { question = "plain", socketIOClientId = id });
 
         Assert.Equal("result", Assert.Single(items).Event);
@@ -136,7 +136,7 @@ public sealed class SseModeTests : IAsyncLifetime
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (var item in connection.StreamAsync<PredictTests.PredictionItem>("Predict", "tokens",
+            await foreach (var item in connection.StreamAsync<Predictions.Item>("Predict", "tokens",
                 new { question = "long", chatId, overrideConfig = new { count = 100_000, rate = 100 } }, cancel.Token))
             {
                 if (item.Event == "token")
@@ -146,11 +146,7 @@ public sealed class SseModeTests : IAsyncLifetime
             }
         }).WaitAsync(Timeout);
 
-        using var deadline = new CancellationTokenSource(Timeout);
-        while (!(await _upstream.RequestsAsync()).Any(r => (string?)r!["path"] == $"/api/v1/chatmessage/abort/tokens/{chatId}"))
-        {
-            await Task.Delay(50, deadline.Token); // the upstream's request log is in another process: re-ask
-        }
+        await _upstream.WaitForRequestAsync($"/api/v1/chatmessage/abort/tokens/{chatId}", Timeout);
     }
 
     [Theory]
@@ -177,16 +173,5 @@ public sealed class SseModeTests : IAsyncLifetime
         {
             Assert.Equal(1, await upstream.SocketCountAsync()); // Socket.IO era: the connection holds a socket
         }
-    }
-
-    private static async Task<List<PredictTests.PredictionItem>> ReadAllAsync(IAsyncEnumerable<PredictTests.PredictionItem> stream)
-    {
-        var items = new List<PredictTests.PredictionItem>();
-        await foreach (var item in stream.WithCancellation(new CancellationTokenSource(Timeout).Token))
-        {
-            items.Add(item);
-        }
-
-        return items;
     }
 }

@@ -7,6 +7,22 @@ namespace TromAi.Gateway.Tests.Fixtures;
 /// <summary>The prediction request of TROM.AI's streaming guide, as a front end sends it.</summary>
 public static class Predictions
 {
+    /// <summary>An item of a hub <c>Predict</c> stream, as a .NET client reads it.</summary>
+    public sealed record Item(string Event, JsonElement Data);
+
+    /// <summary>Reads a <c>Predict</c> stream to its end (or its exception), within a bounded time.</summary>
+    public static async Task<List<Item>> ReadAllAsync(IAsyncEnumerable<Item> stream)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var items = new List<Item>();
+        await foreach (var item in stream.WithCancellation(timeout.Token))
+        {
+            items.Add(item);
+        }
+
+        return items;
+    }
+
     public static readonly string[] AllEventNames = AllEvents.Expected.Select(e => e.Name).Distinct().ToArray();
 
     public static async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(HttpClient http, string chatflowId, object body)

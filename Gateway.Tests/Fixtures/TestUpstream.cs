@@ -129,6 +129,22 @@ public sealed class TestUpstream : IAsyncDisposable
     /// <summary>Every request the upstream received under /api/, oldest first.</summary>
     public async Task<JsonArray> RequestsAsync() => (await Http.GetFromJsonAsync<JsonArray>("test/requests"))!;
 
+    /// <summary>Waits until the upstream has received a request for <paramref name="path"/> (e.g. an abort the gateway sends on its own).</summary>
+    public async Task WaitForRequestAsync(string path, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (!(await RequestsAsync()).Any(r => (string?)r!["path"] == path))
+        {
+            if (deadline.IsCancellationRequested)
+            {
+                throw new TimeoutException($"The upstream received no request for {path}.");
+            }
+
+            // Its request log lives in another process: re-ask, briefly spaced.
+            await Task.Delay(50);
+        }
+    }
+
     public async Task<int> DropSocketsAsync()
     {
         var response = await Http.PostAsync("test/drop-sockets", null);
