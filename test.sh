@@ -13,6 +13,7 @@ apt_install() {
 
 command -v node >/dev/null || apt_install nodejs npm
 command -v redis-server >/dev/null || apt_install redis-server   # the scale-out tests start their own
+command -v kubectl >/dev/null || apt_install kubernetes-client   # the deploy tests render deploy/ with `kubectl kustomize`
 command -v chromium >/dev/null || apt_install chromium           # the playground tests drive Debian's, headless
 
 # The Node test upstream and the JavaScript SignalR client; playwright-core for the browser tests

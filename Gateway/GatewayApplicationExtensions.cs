@@ -43,6 +43,20 @@ public static class GatewayApplicationExtensions
     }
 
     /// <summary>
+    /// http://localhost:8080 when nothing says otherwise. Set here rather than in appsettings.json,
+    /// where <c>Urls</c> would outrank <c>ASPNETCORE_URLS</c> and <c>ASPNETCORE_HTTP_PORTS</c>.
+    /// </summary>
+    private static void UseDefaultUrlUnlessConfigured(WebApplication app)
+    {
+        var configuration = app.Configuration;
+        if (string.IsNullOrEmpty(configuration["urls"]) && string.IsNullOrEmpty(configuration["http_ports"])
+            && string.IsNullOrEmpty(configuration["https_ports"]) && !configuration.GetSection("Kestrel:Endpoints").Exists())
+        {
+            app.Urls.Add("http://localhost:8080");
+        }
+    }
+
+    /// <summary>
     /// Maps the gateway (<see cref="MapTromAiGateway"/>) and runs it until shutdown. A configuration
     /// error ends start-up with its message, naming the key, instead of a stack trace; exit code 2.
     /// </summary>
@@ -51,6 +65,7 @@ public static class GatewayApplicationExtensions
         try
         {
             app.MapTromAiGateway(); // reads the options, so a bad value surfaces here already
+            UseDefaultUrlUnlessConfigured(app);
             await app.RunAsync();
             return 0;
         }
