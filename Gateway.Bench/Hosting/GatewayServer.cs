@@ -55,6 +55,12 @@ internal sealed class GatewayServer : IAsyncDisposable
         // Quiet, except for the lines that say where it listens and that it has started.
         Add(start, "Logging:LogLevel:Default", "Warning");
         Add(start, "Logging:LogLevel:Microsoft.Hosting.Lifetime", "Information");
+        // Every bench client comes from 127.0.0.1: the per-address limits would measure themselves.
+        // Environment variables, so --gateway-env can still set them.
+        start.Environment["Gateway__Limits__MaxConnectionsPerIp"] = "1000000";
+        start.Environment["Gateway__Limits__ConnectsPerIpPerSecond"] = "1000000";
+        start.Environment["Gateway__Limits__RequestsPerIpPerSecond"] = "1000000";
+        start.Environment["Gateway__Limits__MaxConnections"] = "1000000";
         foreach (var (variable, value) in environment)
         {
             start.Environment[variable] = value;
