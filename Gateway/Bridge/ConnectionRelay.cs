@@ -15,7 +15,7 @@ namespace TromAi.Gateway.Bridge;
 /// </summary>
 internal sealed partial class ConnectionRelay : IUpstreamListener
 {
-    private static readonly TimeSpan CloseLinger = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan CloseLinger = TimeSpan.FromSeconds(1);
     private readonly ConnectionContext _connection;
     private readonly GatewayMetrics _metrics;
     private readonly HubLifetimeManager<PredictionHub> _clients;
