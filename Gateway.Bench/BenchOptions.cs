@@ -8,6 +8,7 @@ internal sealed record BenchOptions
     public const string Usage = """
         usage: Gateway.Bench <scenario> [options]
           scenarios: latency | throughput | memory | connect | rest | all
+                     (all: each with its defaults; only --upstream, --gateway, --gateway-pid, --gateway-env, --json apply)
           --sessions N        sessions per path (latency 200, throughput 100)
           --rate X            latency: tokens/s per session (50); throughput: first aggregate events/s (5000);
                               connect: connects/s (50); memory: tokens/s per session while streaming (1)
@@ -20,7 +21,7 @@ internal sealed record BenchOptions
           --settle S          memory: seconds to let the gateway settle before each reading (3)
           --post-via P        memory: where streams are requested, upstream (default) or gateway
           --requests N        rest: requests per path (5000, after 2000 warm-up)
-          --concurrency N     rest: requests in flight per path (1); connect/memory: connects in flight (64)
+          --concurrency N     rest: requests in flight per path (1); memory: connects in flight (64)
           --upstream URL      use a running test upstream instead of starting one
           --gateway URL       use a running gateway (pointed at the same upstream) instead of starting one
           --gateway-pid PID   with --gateway: read its RSS and CPU time from /proc

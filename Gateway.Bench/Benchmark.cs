@@ -13,7 +13,7 @@ public static class Benchmark
 {
     /// <param name="output">Receives the markdown rows and JSON lines, nothing else.</param>
     /// <param name="log">Receives progress.</param>
-    /// <returns>0, or 2 for a usage error, or 1 when a scenario failed to run.</returns>
+    /// <returns>0; 2 for a usage error; 1 when a scenario failed to run; 130 when cancelled.</returns>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter output, TextWriter log, CancellationToken cancellationToken = default)
     {
         BenchOptions options;
@@ -35,30 +35,59 @@ public static class Benchmark
             await output.WriteLineAsync(ScenarioResult.Separator);
         }
 
-        foreach (var scenario in scenarios)
+        // With several scenarios the rows come first, as one table, and the JSON lines after it.
+        var jsonLines = new List<string>();
+        try
         {
-            var scenarioOptions = options.Scenario == "all" ? options.For(scenario) : options;
-            ScenarioResult result;
-            try
+            foreach (var scenario in scenarios)
             {
-                result = await RunScenarioAsync(scenarioOptions, log, cancellationToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-            {
-                await log.WriteLineAsync($"{scenario} failed: {e}");
-                return 1;
-            }
+                var scenarioOptions = options.Scenario == "all" ? options.For(scenario) : options;
+                ScenarioResult result;
+                try
+                {
+                    result = await RunScenarioAsync(scenarioOptions, log, cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    await log.WriteLineAsync($"{scenario}: cancelled");
+                    return 130;
+                }
+                catch (Exception e)
+                {
+                    await log.WriteLineAsync($"{scenario} failed: {e}");
+                    return 1;
+                }
 
-            if (!options.JsonOnly)
-            {
-                await output.WriteLineAsync(result.ToMarkdownRow());
-            }
+                if (!options.JsonOnly)
+                {
+                    await output.WriteLineAsync(result.ToMarkdownRow());
+                }
 
-            await output.WriteLineAsync(result.ToJsonLine(scenarioOptions));
-            await output.FlushAsync(cancellationToken);
+                jsonLines.Add(result.ToJsonLine(scenarioOptions));
+                if (scenarios.Count == 1 || options.JsonOnly)
+                {
+                    await WriteAsync(output, jsonLines);
+                }
+
+                await output.FlushAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            await WriteAsync(output, jsonLines); // what an interrupted "all" run did measure
         }
 
         return 0;
+    }
+
+    private static async Task WriteAsync(TextWriter output, List<string> lines)
+    {
+        foreach (var line in lines)
+        {
+            await output.WriteLineAsync(line);
+        }
+
+        lines.Clear();
     }
 
     private static async Task<ScenarioResult> RunScenarioAsync(BenchOptions options, TextWriter log, CancellationToken cancellationToken)
