@@ -76,11 +76,8 @@ public sealed class UpstreamLifecycleTests
     {
         await using var upstream = await TestUpstream.StartAsync();
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
-        await using var connection = HubClients.Create(gateway.HubUrl);
-        var events = new EventRecorder();
-        events.Listen(connection, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
-        await connection.StartAsync();
-        var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
+        var (connection, events, id) = await HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
+        await using var _ = connection;
 
         var streaming = Predictions.PostAsync(gateway.Http, "tokens",
             new { question = "long", socketIOClientId = id, overrideConfig = new { count = 100_000, rate = 200 } });
@@ -107,11 +104,8 @@ public sealed class UpstreamLifecycleTests
     {
         await using var upstream = await TestUpstream.StartAsync();
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
-        await using var connection = HubClients.Create(gateway.HubUrl);
-        var events = new EventRecorder();
-        events.Listen(connection, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
-        await connection.StartAsync();
-        var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
+        var (connection, events, id) = await HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
+        await using var _ = connection;
 
         Assert.Equal(1, await upstream.DropSocketsAsync());
 

@@ -70,6 +70,27 @@ internal static class HubClients
     }
 
     /// <summary>
+    /// The streaming guide's first steps: connect, listen to <paramref name="eventNames"/> (any
+    /// number of arguments each), start, and ask for the id to send as <c>socketIOClientId</c>.
+    /// </summary>
+    public static async Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAndListenAsync(Uri hubUrl, params string[] eventNames)
+    {
+        var events = new EventRecorder();
+        var connection = Create(hubUrl);
+        events.Listen(connection, eventNames);
+        try
+        {
+            await connection.StartAsync();
+            return (connection, events, await connection.InvokeAsync<string>("GetSocketIOClientId"));
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Starts a connection and also returns its WebSocket transport, e.g. to call
     /// <see cref="WebSocketConnection.PauseReading"/>. After a reconnect the transport is a new one:
     /// read it from <see cref="WebSocketConnectionFactory.LastConnection"/>. A factory passed in must not be

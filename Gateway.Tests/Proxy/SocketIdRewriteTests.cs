@@ -108,14 +108,8 @@ public sealed class SocketIdRewriteTests(BridgeFixture bridge) : IClassFixture<B
         Assert.Empty(await bridge.Upstream.RequestsAsync());
     }
 
-    private async Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync()
-    {
-        var events = new EventRecorder();
-        var connection = HubClients.Create(bridge.Gateway.HubUrl);
-        events.Listen(connection, "token", "end");
-        await connection.StartAsync();
-        return (connection, events, await connection.InvokeAsync<string>("GetSocketIOClientId"));
-    }
+    private Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync() =>
+        HubClients.ConnectAndListenAsync(bridge.Gateway.HubUrl, "token", "end");
 
     private async Task<JsonNode> LastForwardedAsync(string chatflowId) =>
         (await bridge.Upstream.RequestsAsync()).Last(r => (string?)r!["path"] == $"/api/v1/prediction/{chatflowId}")!;

@@ -169,14 +169,8 @@ public sealed class ScaleoutTests : IAsyncLifetime
         Assert.Equal("alone", events.Snapshot()[0].Args[0].GetString());
     }
 
-    private static async Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync(GatewayHost gateway)
-    {
-        var events = new EventRecorder();
-        var connection = HubClients.Create(gateway.HubUrl);
-        events.Listen(connection, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
-        await connection.StartAsync();
-        return (connection, events, await connection.InvokeAsync<string>("GetSocketIOClientId"));
-    }
+    private static Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync(GatewayHost gateway) =>
+        HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
 
     /// <summary>Waits for state kept in another process (Redis), re-asking at a short interval until it holds.</summary>
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
