@@ -24,7 +24,7 @@ RUN apt-get update \
 WORKDIR /src
 
 # Restore first, from the project files alone, so this layer is reused until a package changes.
-COPY Directory.Build.props ./
+COPY Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY Gateway/Gateway.csproj Gateway/
 RUN dotnet restore Gateway/Gateway.csproj
 

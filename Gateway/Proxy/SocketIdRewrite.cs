@@ -229,10 +229,10 @@ internal sealed class SocketIdRewrite(
         var reader = new MultipartReader(boundary, new MemoryStream(body, writable: false)) { BodyLengthLimit = null };
         RewriteResult lookup = RewriteResult.Unchanged;
         int? rewritten = null;
-        while (await reader.ReadNextSectionAsync() is { } section)
+        while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
         {
             using var content = new MemoryStream();
-            await section.Body.CopyToAsync(content);
+            await section.Body.CopyToAsync(content, cancellationToken);
             if (rewritten is null && IsField(section, FieldName))
             {
                 lookup = await ResolveAsync(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length), cancellationToken);

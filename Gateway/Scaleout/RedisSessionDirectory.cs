@@ -77,7 +77,7 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public bool TryGetLocal(string connectionId, out BridgedConnection connection) => _local.TryGetLocal(connectionId, out connection);
 
-    private Task WriteAsync(string connectionId, BridgedConnection connection)
+    private Task<bool> WriteAsync(string connectionId, BridgedConnection connection)
     {
         var key = Key(connectionId);
         HashEntry[] entry =

@@ -6,7 +6,7 @@ namespace TromAi.Gateway.Upstream;
 /// The streaming mode in force: the configured one, or, for <c>Auto</c>, the one the upstream shows
 /// when first asked. A failed probe is not remembered, so the next connection asks again.
 /// </summary>
-internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IHttpClientFactory http, UpstreamDestinations destinations)
+internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IHttpClientFactory http, UpstreamDestinations destinations) : IDisposable
 {
     private readonly SemaphoreSlim _probing = new(1, 1);
     private StreamingMode? _detected;
@@ -36,4 +36,6 @@ internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IH
             _probing.Release();
         }
     }
+
+    public void Dispose() => _probing.Dispose();
 }

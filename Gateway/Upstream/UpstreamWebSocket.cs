@@ -45,7 +45,7 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     public async Task ConnectAsync(Uri uri, CancellationToken cancellationToken)
     {
         await _socket.ConnectAsync(uri, cancellationToken);
-        _ = Task.Run(ReceiveAsync);
+        _ = Task.Run(ReceiveAsync, CancellationToken.None);
     }
 
     public Task DisconnectAsync(CancellationToken cancellationToken) =>
