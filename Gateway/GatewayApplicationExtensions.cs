@@ -24,7 +24,9 @@ public static class GatewayApplicationExtensions
         // MapHub, with the upstream session opened in front of SignalR's handshake.
         // Stateful reconnect: a client whose socket drops briefly gets what it missed, on the same
         // connection and so the same upstream session (this middleware runs once per connection).
-        app.MapConnections(PredictionHub.Path, new() { AllowStatefulReconnects = true }, connection =>
+        // Negotiate version 1 at least: in version 0 the connection id, which a client shows to
+        // others, is also the token that reads the connection's transport and acts as it.
+        app.MapConnections(PredictionHub.Path, new() { AllowStatefulReconnects = true, MinimumProtocolVersion = 1 }, connection =>
             {
                 connection.Use(next => ActivatorUtilities.CreateInstance<UpstreamConnectionMiddleware>(connection.ApplicationServices, next).OnConnectedAsync);
                 connection.UseHub<PredictionHub>();

@@ -39,15 +39,9 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<StreamingModeResolver>();
         services.AddSingleton<SsePredictions>();
         services.AddSingleton<SsePredictionRelay>();
+        services.AddSingleton<UpstreamHeaderPolicy>();
         services.AddHttpClient(UpstreamHttp.ClientName, (sp, client) =>
-        {
-            var gateway = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
-            client.Timeout = gateway.Proxy.ActivityTimeout;
-            if (!string.IsNullOrEmpty(gateway.Upstream.ApiKey))
-            {
-                client.DefaultRequestHeaders.Authorization = new("Bearer", gateway.Upstream.ApiKey);
-            }
-        });
+            client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);
         services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();
         var redis = snapshot.Redis.Enabled;

@@ -50,7 +50,9 @@ public sealed class PredictionHubTests(BridgeFixture bridge) : IClassFixture<Bri
         var root = result.RootElement;
         Assert.Equal(200, root.GetProperty("status").GetInt32());
         Assert.Equal("Hello", root.GetProperty("response").GetProperty("text").GetString());
-        Assert.Equal(root.GetProperty("connectionId").GetString(), root.GetProperty("id").GetString());
+        // The id to send is the gateway's own, not the SignalR connection id (see Security/StreamAddressingTests).
+        Assert.StartsWith("gw-", root.GetProperty("id").GetString());
+        Assert.NotEqual(root.GetProperty("connectionId").GetString(), root.GetProperty("id").GetString());
         Assert.Equal(
             AllEvents.Expected.Select(e => $"{e.Name} {e.ArgsJson}"),
             root.GetProperty("events").EnumerateArray().Select(e => $"{e.GetProperty("event").GetString()} {AllEvents.Canonical(e.GetProperty("args").GetRawText())}"));

@@ -26,7 +26,8 @@ public sealed class StatefulReconnectTests
         var stderr = client.StandardError.ReadToEndAsync();
         var lines = client.StandardOutput;
 
-        var id = (await NextLineAsync(lines, "READY "))["READY ".Length..];
+        var ready = (await NextLineAsync(lines, "READY "))["READY ".Length..].Split(' ');
+        var (id, connectionId) = (ready[0], ready[1]);
         var socketsBefore = await upstream.Http.GetStringAsync("test/sockets");
         var prediction = Predictions.PostAsync(gateway.Http, "tokens",
             new { question = "blip", socketIOClientId = id, overrideConfig = new { count = 300, rate = 150 } });
@@ -37,7 +38,7 @@ public sealed class StatefulReconnectTests
         Assert.Equal(HttpStatusCode.OK, (await prediction).Status);
         using var result = JsonDocument.Parse(done["DONE ".Length..]);
         Assert.Equal(Enumerable.Range(0, 300).Select(i => $"blip:{i}"), result.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()));
-        Assert.Equal(id, result.RootElement.GetProperty("connectionId").GetString()); // the same connection...
+        Assert.Equal(connectionId, result.RootElement.GetProperty("connectionId").GetString()); // the same connection...
         // ...and the same upstream session: the socket the prediction was sent to existed before the cut,
         // and every token it emitted after the cut still arrived.
         var forwarded = (await upstream.RequestsAsync()).Last(r => (string?)r!["path"] == "/api/v1/prediction/tokens")!;

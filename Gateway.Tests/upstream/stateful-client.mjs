@@ -1,5 +1,5 @@
 // A JavaScript client with stateful reconnect, for the network-blip test: it connects through
-// <relayBase> (a TCP relay the test can cut), prints "READY <id>", then one "TOKEN <data>" line per
+// <relayBase> (a TCP relay the test can cut), prints "READY <id> <connectionId>", then one "TOKEN <data>" line per
 // token as it arrives, and when `end` arrives prints "DONE <json>" and exits.
 // Usage: node stateful-client.mjs <relayBase>
 import * as signalR from "@microsoft/signalr";
@@ -32,7 +32,7 @@ connection.onclose((error) => {
 
 try {
   await connection.start();
-  process.stdout.write(`READY ${await connection.invoke("GetSocketIOClientId")}\n`);
+  process.stdout.write(`READY ${await connection.invoke("GetSocketIOClientId")} ${connection.connectionId}\n`);
 } catch (error) {
   process.stderr.write(`stateful-client: ${error}\n`);
   process.exit(1);

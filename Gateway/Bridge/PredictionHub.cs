@@ -20,8 +20,11 @@ internal sealed class PredictionHub(PredictionStreams predictions) : Hub
         return Task.CompletedTask;
     }
 
-    /// <summary>The id to send as <c>socketIOClientId</c> in a prediction request to this gateway.</summary>
-    public string GetSocketIOClientId() => Context.ConnectionId;
+    /// <summary>
+    /// The id to send as <c>socketIOClientId</c> in a prediction request to this gateway: this
+    /// connection's own, unguessable, and not its SignalR connection id (<see cref="SocketIOClientIds"/>).
+    /// </summary>
+    public string GetSocketIOClientId() => Bridged.SocketIOClientId;
 
     /// <summary>
     /// Asks a question and streams the answer: every upstream event as <c>{event, data}</c>, in

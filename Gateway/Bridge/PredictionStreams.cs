@@ -18,6 +18,7 @@ namespace TromAi.Gateway.Bridge;
 /// </summary>
 internal sealed partial class PredictionStreams(
     IHttpClientFactory http,
+    UpstreamHeaderPolicy headers,
     SsePredictions sse,
     UpstreamDestinations destinations,
     GatewayDrain drain,
@@ -35,7 +36,7 @@ internal sealed partial class PredictionStreams(
         using var running = drain.TrackPrediction(); // a drain lets it finish
         var stream = connection.Session is { } session
             ? OverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
-            : OverSseAsync(chatflowId, request, cancellationToken);
+            : OverSseAsync(connection.Caller, chatflowId, request, cancellationToken);
         await foreach (var item in stream)
         {
             yield return item;
@@ -58,7 +59,7 @@ internal sealed partial class PredictionStreams(
             (var body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
 
             connection.Relay.BeginCapture(capture.Writer);
-            var post = PostAsync(destination, chatflowId, body, cancellationToken);
+            var post = PostAsync(connection.Caller, destination, chatflowId, body, cancellationToken);
             var events = capture.Reader;
             while (!post.IsCompleted)
             {
@@ -92,14 +93,14 @@ internal sealed partial class PredictionStreams(
             if (!finished && cancellationToken.IsCancellationRequested && destination is not null && chatId is not null)
             {
                 // The client cancelled the stream: stop the flow upstream too, not just our reading of it.
-                await AbortAsync(destination, chatflowId, chatId);
+                await AbortAsync(connection.Caller, destination, chatflowId, chatId);
             }
 
             connection.Predicting.Release();
         }
     }
 
-    private async IAsyncEnumerable<PredictionEvent> OverSseAsync(string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<PredictionEvent> OverSseAsync(UpstreamCaller caller, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var (body, chatId) = PrepareBody(request, body =>
         {
@@ -112,7 +113,7 @@ internal sealed partial class PredictionStreams(
         Uri replica;
         try
         {
-            (response, replica) = await sse.PostAsync($"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}", content, forward: null, cancellationToken);
+            (response, replica) = await sse.PostAsync($"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}", content, caller, cancellationToken);
         }
         catch (UpstreamUnavailableException e)
         {
@@ -145,7 +146,7 @@ internal sealed partial class PredictionStreams(
             {
                 if (!finished && cancellationToken.IsCancellationRequested)
                 {
-                    await AbortAsync(replica, chatflowId, chatId);
+                    await AbortAsync(caller, replica, chatflowId, chatId);
                 }
             }
 
@@ -170,7 +171,7 @@ internal sealed partial class PredictionStreams(
     public async Task AbortAsync(BridgedConnection connection, string chatflowId, string chatId)
     {
         IReadOnlyList<Uri> replicas = connection.Session?.Destination is { } destination ? [destination] : destinations.Replicas;
-        foreach (var (status, answer) in await Task.WhenAll(replicas.Select(replica => AbortAsync(replica, chatflowId, chatId))))
+        foreach (var (status, answer) in await Task.WhenAll(replicas.Select(replica => AbortAsync(connection.Caller, replica, chatflowId, chatId))))
         {
             if (!IsSuccess(status))
             {
@@ -179,14 +180,15 @@ internal sealed partial class PredictionStreams(
         }
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Answer)> AbortAsync(Uri destination, string chatflowId, string chatId)
+    private async Task<(HttpStatusCode Status, JsonElement Answer)> AbortAsync(UpstreamCaller caller, Uri destination, string chatflowId, string chatId)
     {
         using var timeout = new CancellationTokenSource(AbortTimeout);
         try
         {
-            using var response = await http.CreateClient(UpstreamHttp.ClientName).PutAsync(
-                UpstreamUrls.Combine(destination, $"api/v1/chatmessage/abort/{Uri.EscapeDataString(chatflowId)}/{Uri.EscapeDataString(chatId)}"),
-                content: null, timeout.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Put,
+                UpstreamUrls.Combine(destination, $"api/v1/chatmessage/abort/{Uri.EscapeDataString(chatflowId)}/{Uri.EscapeDataString(chatId)}"));
+            headers.Apply(request, caller);
+            using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, timeout.Token);
             return (response.StatusCode, await ReadAnswerAsync(response, timeout.Token));
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
@@ -196,14 +198,15 @@ internal sealed partial class PredictionStreams(
         }
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Answer)> PostAsync(Uri destination, string chatflowId, byte[] body, CancellationToken cancellationToken)
+    private async Task<(HttpStatusCode Status, JsonElement Answer)> PostAsync(UpstreamCaller caller, Uri destination, string chatflowId, byte[] body, CancellationToken cancellationToken)
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new("application/json");
         try
         {
-            using var response = await http.CreateClient(UpstreamHttp.ClientName).PostAsync(
-                UpstreamUrls.Combine(destination, $"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}"), content, cancellationToken);
+            using var request = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(destination, $"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}")) { Content = content };
+            headers.Apply(request, caller);
+            using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, cancellationToken);
             return (response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
         }
         catch (HttpRequestException e)

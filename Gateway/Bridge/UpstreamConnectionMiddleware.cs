@@ -1,10 +1,10 @@
 using System.Buffers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Health;
-using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 
@@ -20,6 +20,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
     ConnectionDelegate next,
     UpstreamSessionFactory sessions,
     StreamingModeResolver modes,
+    UpstreamHeaderPolicy headers,
     ISessionDirectory directory,
     GatewayMetrics metrics,
     GatewayDrain drain,
@@ -64,9 +65,11 @@ internal sealed partial class UpstreamConnectionMiddleware(
             return; // the client left while we connected for it
         }
 
-        var bridged = new BridgedConnection(session, relay);
+        var request = connection.Features.Get<IHttpContextFeature>()?.HttpContext?.Request;
+        var caller = request is null ? UpstreamCaller.Gateway : headers.CallerOfConnection(request, browserTransport: true);
+        var bridged = new BridgedConnection(connection.ConnectionId, ConnectionOwner.Of(request?.HttpContext.User), caller, session, relay);
         connection.Features.Set(bridged);
-        await directory.AddAsync(connection.ConnectionId, bridged); // findable by every instance before start() completes
+        await directory.AddAsync(bridged); // findable by every instance before start() completes
         metrics.SessionStarted();
         try
         {
@@ -75,7 +78,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
         finally
         {
             metrics.SessionEnded();
-            await directory.RemoveAsync(connection.ConnectionId);
+            await directory.RemoveAsync(bridged);
             await DisposeAsync(session);
             await relay.StopAsync();
         }

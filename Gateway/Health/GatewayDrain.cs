@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Bridge;
-using TromAi.Gateway.Scaleout;
 
 namespace TromAi.Gateway.Health;
 

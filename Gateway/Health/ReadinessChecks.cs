@@ -15,7 +15,7 @@ internal sealed class DrainCheck(GatewayDrain drain) : IHealthCheck
 /// Ready while at least one TROM.AI replica answers HTTP at all (any status: a 404 still proves it
 /// is up). Replicas are named by position, never by address: this answer is public.
 /// </summary>
-internal sealed class UpstreamCheck(IHttpClientFactory http, UpstreamDestinations destinations) : IHealthCheck
+internal sealed class UpstreamCheck(IHttpClientFactory http, UpstreamDestinations destinations, UpstreamHeaderPolicy headers) : IHealthCheck
 {
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
@@ -40,8 +40,9 @@ internal sealed class UpstreamCheck(IHttpClientFactory http, UpstreamDestination
         timeout.CancelAfter(ProbeTimeout);
         try
         {
-            using var response = await http.CreateClient(UpstreamHttp.ClientName).GetAsync(
-                UpstreamUrls.Combine(replica, "api/v1/ping"), HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Get, UpstreamUrls.Combine(replica, "api/v1/ping"));
+            headers.Apply(request, UpstreamCaller.Gateway);
+            using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             return true;
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException)

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Health;
 using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Telemetry;
@@ -64,7 +65,7 @@ internal sealed class SocketIdRewrite(
         RewriteResult result;
         try
         {
-            result = isJson ? await RewriteJsonAsync(body, context.RequestAborted) : await RewriteMultipartAsync(body, boundary!, context.RequestAborted);
+            result = isJson ? await RewriteJsonAsync(context, body) : await RewriteMultipartAsync(context, body, boundary!);
         }
         catch (JsonException e)
         {
@@ -86,6 +87,14 @@ internal sealed class SocketIdRewrite(
             RewriteStatus.Streamed => GatewayMetrics.RewriteOutcome.Streamed,
             _ => GatewayMetrics.RewriteOutcome.Unchanged,
         });
+        if (result.Status == RewriteStatus.DirectoryUnavailable)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.ServiceUnavailable,
+                "The gateway cannot look up this hub connection right now (its shared session directory is unavailable); retry shortly.");
+            return;
+        }
+
         if (result.Status == RewriteStatus.Reconnecting)
         {
             context.Response.Headers.RetryAfter = "1";
@@ -97,7 +106,7 @@ internal sealed class SocketIdRewrite(
         var forwarded = result.Body ?? body;
         if (result.Status == RewriteStatus.Streamed)
         {
-            await sse.RelayAsync(context, result.ConnectionId!, forwarded);
+            await sse.RelayAsync(context, result.ConnectionId!, result.ClientId!, forwarded);
             return;
         }
 
@@ -169,7 +178,7 @@ internal sealed class SocketIdRewrite(
         }
     }
 
-    private async Task<RewriteResult> RewriteJsonAsync(byte[] body, CancellationToken cancellationToken)
+    private async Task<RewriteResult> RewriteJsonAsync(HttpContext context, byte[] body)
     {
         using var document = JsonDocument.Parse(body);
         var root = document.RootElement;
@@ -179,7 +188,7 @@ internal sealed class SocketIdRewrite(
             return RewriteResult.Unchanged;
         }
 
-        var lookup = await ResolveAsync(id.GetString()!, cancellationToken);
+        var lookup = await ResolveAsync(context, id.GetString()!);
         return lookup.Status is RewriteStatus.Rewritten or RewriteStatus.Streamed ? lookup with { Body = ReplaceField(root, body.Length, lookup) } : lookup;
     }
 
@@ -223,20 +232,20 @@ internal sealed class SocketIdRewrite(
     /// Multipart bodies are rebuilt section by section with the same boundary; only the
     /// <c>socketIOClientId</c> field's value changes. Files pass through as the bytes they were.
     /// </summary>
-    private async Task<RewriteResult> RewriteMultipartAsync(byte[] body, string boundary, CancellationToken cancellationToken)
+    private async Task<RewriteResult> RewriteMultipartAsync(HttpContext context, byte[] body, string boundary)
     {
         var sections = new List<(MultipartSection Section, byte[] Content)>();
         var reader = new MultipartReader(boundary, new MemoryStream(body, writable: false)) { BodyLengthLimit = null };
         RewriteResult lookup = RewriteResult.Unchanged;
         int? rewritten = null;
-        while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+        while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
         {
             using var content = new MemoryStream();
-            await section.Body.CopyToAsync(content, cancellationToken);
+            await section.Body.CopyToAsync(content, context.RequestAborted);
             if (rewritten is null && IsField(section, FieldName))
             {
-                lookup = await ResolveAsync(Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length), cancellationToken);
-                if (lookup.Status == RewriteStatus.Reconnecting)
+                lookup = await ResolveAsync(context, Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length));
+                if (lookup.Status is RewriteStatus.Reconnecting or RewriteStatus.DirectoryUnavailable)
                 {
                     return lookup;
                 }
@@ -299,16 +308,26 @@ internal sealed class SocketIdRewrite(
 
     private static void WriteAscii(Stream output, string text) => output.Write(Encoding.ASCII.GetBytes(text));
 
-    private async ValueTask<RewriteResult> ResolveAsync(string clientId, CancellationToken cancellationToken)
+    private async ValueTask<RewriteResult> ResolveAsync(HttpContext context, string clientId)
     {
-        if (await sessions.FindAsync(clientId, cancellationToken) is not { } location)
+        var lookup = await sessions.FindAsync(clientId, context.RequestAborted);
+        if (lookup.Status == SessionLookupStatus.Unavailable && SocketIOClientIds.IsGatewayId(clientId))
         {
-            return RewriteResult.Unchanged; // not ours: a plain Socket.IO client's id, or a stale one
+            return new RewriteResult(RewriteStatus.DirectoryUnavailable, null, null, null);
         }
 
-        if (await modes.GetAsync(cancellationToken) == StreamingMode.Sse)
+        // Not ours (a plain Socket.IO client's id, or a stale one), or, with authentication on, a
+        // connection of another principal: forwarded untouched, so nothing reaches that connection.
+        if (lookup.Status != SessionLookupStatus.Found
+            || (options.Value.Auth.Enabled && lookup.Location.Owner != ConnectionOwner.Of(context.User)))
         {
-            return new RewriteResult(RewriteStatus.Streamed, null, null, null) { ConnectionId = clientId };
+            return RewriteResult.Unchanged;
+        }
+
+        var location = lookup.Location;
+        if (await modes.GetAsync(context.RequestAborted) == StreamingMode.Sse)
+        {
+            return new RewriteResult(RewriteStatus.Streamed, null, null, null) { ConnectionId = location.ConnectionId, ClientId = clientId };
         }
 
         return location.SocketId is null
@@ -322,12 +341,15 @@ internal sealed class SocketIdRewrite(
         Rewritten,
         Reconnecting,
         Streamed,
+        DirectoryUnavailable,
     }
 
     private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination, byte[]? Body)
     {
-        /// <summary>The hub connection to stream to (SSE mode).</summary>
+        /// <summary>The hub connection to stream to (SSE mode): its SignalR id, and the id the client sent.</summary>
         public string? ConnectionId { get; init; }
+
+        public string? ClientId { get; init; }
 
         public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null, null);
     }

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using TromAi.Gateway.Bridge;
-using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Proxy;
@@ -13,9 +12,9 @@ namespace TromAi.Gateway.Proxy;
 /// answers the caller with the JSON it assembled (the tokens' text, plus what <c>metadata</c> carried).
 /// </summary>
 internal sealed partial class SsePredictionRelay(
-    SsePredictions upstream, ISessionDirectory sessions, HubLifetimeManager<PredictionHub> clients, ILogger<SsePredictionRelay> logger)
+    SsePredictions upstream, UpstreamHeaderPolicy headers, ISessionDirectory sessions, HubLifetimeManager<PredictionHub> clients, ILogger<SsePredictionRelay> logger)
 {
-    public async Task RelayAsync(HttpContext context, string connectionId, byte[] body)
+    public async Task RelayAsync(HttpContext context, string connectionId, string socketIOClientId, byte[] body)
     {
         var aborted = context.RequestAborted;
         using var content = new ByteArrayContent(body);
@@ -23,7 +22,7 @@ internal sealed partial class SsePredictionRelay(
         HttpResponseMessage response;
         try
         {
-            (response, _) = await upstream.PostAsync(context.Request.Path.Value!.TrimStart('/') + context.Request.QueryString, content, context.Request.Headers, aborted);
+            (response, _) = await upstream.PostAsync(context.Request.Path.Value!.TrimStart('/') + context.Request.QueryString, content, headers.CallerOf(context.Request), aborted);
         }
         catch (UpstreamUnavailableException e)
         {
@@ -41,7 +40,7 @@ internal sealed partial class SsePredictionRelay(
 
             // A local connection gets the events through its relay queue (bounded, like Socket.IO
             // events); another instance's through the backplane.
-            sessions.TryGetLocal(connectionId, out var local);
+            sessions.TryGetLocal(socketIOClientId, out var local);
             var result = new SsePredictionResult();
             try
             {

@@ -1,13 +1,14 @@
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
+using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Transforms;
 
 namespace TromAi.Gateway.Proxy;
 
 /// <summary>
-/// What the proxy changes on the way, and only this: with gateway authentication on, the client's
-/// credentials are the gateway's and stay here, and TROM.AI gets its own key from configuration;
-/// and CORS is the gateway's to answer (its allow-list), not whatever TROM.AI would allow.
+/// What the proxy changes on the way, and only this: credentials, as <see cref="UpstreamHeaderPolicy"/>
+/// decides for every call to TROM.AI; and CORS is the gateway's to answer (its allow-list), not
+/// whatever TROM.AI would allow.
 /// </summary>
 internal static class UpstreamTransforms
 {
@@ -24,19 +25,15 @@ internal static class UpstreamTransforms
         {
             if (snapshot.Auth.Enabled)
             {
-                transforms.AddRequestHeaderRemove(Security.ApiKeyAuthenticationHandler.HeaderName);
                 transforms.AddQueryRemoveKey("access_token");
-                transforms.AddRequestTransform(context =>
-                {
-                    context.ProxyRequest.Headers.Authorization = null;
-                    if (!string.IsNullOrEmpty(snapshot.Upstream.ApiKey))
-                    {
-                        context.ProxyRequest.Headers.Authorization = new("Bearer", snapshot.Upstream.ApiKey);
-                    }
-
-                    return ValueTask.CompletedTask;
-                });
             }
+
+            var policy = transforms.Services.GetRequiredService<UpstreamHeaderPolicy>();
+            transforms.AddRequestTransform(context =>
+            {
+                policy.ApplyToForwarded(context.ProxyRequest, policy.CallerOf(context.HttpContext.Request));
+                return ValueTask.CompletedTask;
+            });
 
             transforms.AddResponseTransform(context =>
             {

@@ -3,33 +3,29 @@ using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Scaleout;
 
-/// <summary>The sessions of this instance, by hub connection id. The whole directory when the gateway runs alone.</summary>
+/// <summary>The sessions of this instance, by <c>socketIOClientId</c>. The whole directory when the gateway runs alone.</summary>
 internal sealed class MemorySessionDirectory : ISessionDirectory
 {
     private readonly ConcurrentDictionary<string, BridgedConnection> _sessions = new(StringComparer.Ordinal);
 
     public int LocalCount => _sessions.Count;
 
-    public ICollection<KeyValuePair<string, BridgedConnection>> Local => _sessions;
-
     public IEnumerable<BridgedConnection> LocalConnections => _sessions.Values;
 
-    public Task AddAsync(string connectionId, BridgedConnection connection)
+    public Task AddAsync(BridgedConnection connection)
     {
-        _sessions[connectionId] = connection;
+        _sessions[connection.SocketIOClientId] = connection;
         return Task.CompletedTask;
     }
 
-    public Task RemoveAsync(string connectionId)
+    public Task RemoveAsync(BridgedConnection connection)
     {
-        _sessions.TryRemove(connectionId, out _);
+        _sessions.TryRemove(new KeyValuePair<string, BridgedConnection>(connection.SocketIOClientId, connection));
         return Task.CompletedTask;
     }
 
-    public ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(TryGetLocal(connectionId, out var connection) ? Locate(connection) : (SessionLocation?)null);
+    public ValueTask<SessionLookup> FindAsync(string socketIOClientId, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(TryGetLocal(socketIOClientId, out var connection) ? SessionLookup.Found(SessionLocation.Of(connection)) : SessionLookup.NotFound);
 
-    public bool TryGetLocal(string connectionId, out BridgedConnection connection) => _sessions.TryGetValue(connectionId, out connection!);
-
-    public static SessionLocation Locate(BridgedConnection connection) => new(connection.Session?.SocketId, connection.Session?.Destination);
+    public bool TryGetLocal(string socketIOClientId, out BridgedConnection connection) => _sessions.TryGetValue(socketIOClientId, out connection!);
 }

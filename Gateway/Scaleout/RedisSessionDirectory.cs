@@ -31,57 +31,69 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     public IEnumerable<BridgedConnection> LocalConnections => _local.LocalConnections;
 
-    public async Task AddAsync(string connectionId, BridgedConnection connection)
+    public async Task AddAsync(BridgedConnection connection)
     {
-        await _local.AddAsync(connectionId, connection);
+        await _local.AddAsync(connection);
+        var clientId = connection.SocketIOClientId;
         if (connection.Session is { } session)
         {
             session.SocketChanged += changed =>
             {
                 // A change that arrives after the connection ended must not bring its entry back.
-                if (_local.TryGetLocal(connectionId, out var current) && ReferenceEquals(current, connection))
+                if (_local.TryGetLocal(clientId, out var current) && ReferenceEquals(current, connection))
                 {
-                    _ = WriteAsync(connectionId, connection);
+                    _ = WriteAsync(connection);
                 }
             };
         }
 
-        await WriteAsync(connectionId, connection);
+        await WriteAsync(connection);
     }
 
-    public async Task RemoveAsync(string connectionId)
+    public async Task RemoveAsync(BridgedConnection connection)
     {
-        await _local.RemoveAsync(connectionId);
-        await TryAsync(db => db.KeyDeleteAsync(Key(connectionId)), connectionId);
+        await _local.RemoveAsync(connection);
+        await TryAsync(db => db.KeyDeleteAsync(Key(connection.SocketIOClientId)), connection.SocketIOClientId);
     }
 
-    public async ValueTask<SessionLocation?> FindAsync(string connectionId, CancellationToken cancellationToken)
+    public async ValueTask<SessionLookup> FindAsync(string socketIOClientId, CancellationToken cancellationToken)
     {
-        if (_local.TryGetLocal(connectionId, out var connection))
+        if (_local.TryGetLocal(socketIOClientId, out var connection))
         {
-            return MemorySessionDirectory.Locate(connection); // ours: no need to ask Redis
+            return SessionLookup.Found(SessionLocation.Of(connection)); // ours: no need to ask Redis
         }
 
-        var fields = await TryAsync(db => db.HashGetAsync(Key(connectionId), [Fields.Socket, Fields.Destination]), connectionId);
-        if (fields is null || fields[1].IsNull)
+        var fields = await TryAsync(db => db.HashGetAsync(Key(socketIOClientId), [Fields.Connection, Fields.Owner, Fields.Socket, Fields.Destination]), socketIOClientId);
+        if (fields is null)
         {
-            return null;
+            return SessionLookup.Unavailable;
         }
 
-        var socketId = (string?)fields[0];
-        var destination = (string?)fields[1];
-        return new SessionLocation(
+        if (fields[0].IsNull)
+        {
+            return SessionLookup.NotFound;
+        }
+
+        var owner = (string?)fields[1];
+        var socketId = (string?)fields[2];
+        var destination = (string?)fields[3];
+        return SessionLookup.Found(new SessionLocation(
+            (string)fields[0]!,
+            string.IsNullOrEmpty(owner) ? null : owner,
             string.IsNullOrEmpty(socketId) ? null : socketId,
-            string.IsNullOrEmpty(destination) ? null : new Uri(destination));
+            string.IsNullOrEmpty(destination) ? null : new Uri(destination)));
     }
 
-    public bool TryGetLocal(string connectionId, out BridgedConnection connection) => _local.TryGetLocal(connectionId, out connection);
+    public bool TryGetLocal(string socketIOClientId, out BridgedConnection connection) => _local.TryGetLocal(socketIOClientId, out connection);
 
-    private Task<bool> WriteAsync(string connectionId, BridgedConnection connection)
+    private Task<bool> WriteAsync(BridgedConnection connection)
     {
+        var connectionId = connection.SocketIOClientId;
         var key = Key(connectionId);
         HashEntry[] entry =
         [
+            new(Fields.Connection, connection.ConnectionId),
+            new(Fields.Owner, connection.Owner ?? ""),
             new(Fields.Socket, connection.Session?.SocketId ?? ""),
             new(Fields.Destination, connection.Session?.Destination?.ToString() ?? ""),
             new(Fields.Instance, _redis.InstanceId),
@@ -100,9 +112,9 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
     /// <summary>Rewrites every local entry with a fresh TTL: refreshes them, and restores them after Redis lost its data.</summary>
     private async Task RefreshAllAsync()
     {
-        foreach (var (connectionId, connection) in _local.Local)
+        foreach (var connection in _local.LocalConnections)
         {
-            await WriteAsync(connectionId, connection);
+            await WriteAsync(connection);
         }
     }
 
@@ -164,6 +176,8 @@ internal sealed partial class RedisSessionDirectory : ISessionDirectory, IHosted
 
     private static class Fields
     {
+        public static readonly RedisValue Connection = "connection";
+        public static readonly RedisValue Owner = "owner";
         public static readonly RedisValue Socket = "socket";
         public static readonly RedisValue Destination = "destination";
         public static readonly RedisValue Instance = "instance";

@@ -17,7 +17,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     : AuthenticationHandler<AuthenticationSchemeOptions>(schemes, loggers, encoder)
 {
     public const string SchemeName = "ApiKey";
-    public const string HeaderName = "X-Api-Key";
+    public const string HeaderName = Upstream.UpstreamHeaderPolicy.GatewayKeyHeader;
 
     private readonly byte[][] _keys = [.. gateway.Value.Auth.ApiKeys.Select(key => SHA256.HashData(Encoding.UTF8.GetBytes(key)))];
 
@@ -35,7 +35,10 @@ internal sealed class ApiKeyAuthenticationHandler(
         {
             if (CryptographicOperations.FixedTimeEquals(digest, key))
             {
-                var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "api-key")], SchemeName);
+                // Each key is its own principal (the hub connections it opens are its own), named by a
+                // prefix of its digest so that neither logs nor the session directory hold the key.
+                var subject = "key-" + Convert.ToHexStringLower(key, 0, 8);
+                var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "api-key"), new Claim("sub", subject)], SchemeName);
                 return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
             }
         }

@@ -6,26 +6,17 @@ namespace TromAi.Gateway.Upstream;
 /// Predictions against an SSE-era TROM.AI (2.1 and later), where the response to a prediction
 /// asked with <c>"streaming": true</c> is itself the event stream.
 /// </summary>
-internal sealed class SsePredictions(IHttpClientFactory http, UpstreamDestinations destinations)
+internal sealed class SsePredictions(IHttpClientFactory http, UpstreamDestinations destinations, UpstreamHeaderPolicy headers)
 {
-    // Forwarded from the client's request: an API key, and the origin some chatflows check.
-    private static readonly string[] ForwardedHeaders = ["Authorization", "Origin", "Cookie"];
-
     /// <summary>Posts to the next replica; the response's body is read as it streams.</summary>
     /// <param name="pathAndQuery">The prediction path, e.g. <c>api/v1/prediction/{id}</c>.</param>
     public async Task<(HttpResponseMessage Response, Uri Replica)> PostAsync(
-        string pathAndQuery, HttpContent content, IHeaderDictionary? forward, CancellationToken cancellationToken)
+        string pathAndQuery, HttpContent content, UpstreamCaller caller, CancellationToken cancellationToken)
     {
         var replica = destinations.Next();
         using var request = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(replica, pathAndQuery)) { Content = content };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        foreach (var name in ForwardedHeaders)
-        {
-            if (forward is not null && forward.TryGetValue(name, out var values))
-            {
-                request.Headers.TryAddWithoutValidation(name, (IEnumerable<string>)values!);
-            }
-        }
+        headers.Apply(request, caller);
 
         try
         {

@@ -38,13 +38,15 @@ internal static class StreamingModeProbe
     /// </summary>
     /// <param name="cancellationToken">Bounds the whole probe, body included (<see cref="HttpClient.Timeout"/> stops at the headers).</param>
     /// <exception cref="UpstreamUnavailableException">No conclusive answer: unreachable, timed out (the client's timeout), or another status (5xx, 401 from a proxy...).</exception>
-    public static async Task<StreamingMode> ProbeAsync(HttpClient http, Uri baseUrl, CancellationToken cancellationToken = default)
+    public static async Task<StreamingMode> ProbeAsync(HttpClient http, Uri baseUrl, Action<HttpRequestMessage>? prepare = null, CancellationToken cancellationToken = default)
     {
         var handshake = new Uri(WithTrailingSlash(baseUrl), HandshakePath);
         HttpResponseMessage response;
         try
         {
-            response = await http.GetAsync(handshake, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            using var request = new HttpRequestMessage(HttpMethod.Get, handshake);
+            prepare?.Invoke(request);
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         }
         catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
@@ -71,7 +73,7 @@ internal static class StreamingModeProbe
 
             if (TryGetOpenedSession(head, out var sid))
             {
-                await CloseSessionAsync(http, handshake, sid, cancellationToken);
+                await CloseSessionAsync(http, handshake, sid, prepare, cancellationToken);
                 return StreamingMode.SocketIO;
             }
 
@@ -149,14 +151,18 @@ internal static class StreamingModeProbe
     /// Sends the Engine.IO close packet, so the session the probe opened goes at once instead of
     /// lingering for the upstream's ping timeout. Best effort: the mode is known either way.
     /// </summary>
-    private static async Task CloseSessionAsync(HttpClient http, Uri handshake, string sid, CancellationToken cancellationToken)
+    private static async Task CloseSessionAsync(HttpClient http, Uri handshake, string sid, Action<HttpRequestMessage>? prepare, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(CloseTimeout);
         try
         {
-            using var close = new StringContent("1", Encoding.UTF8, "text/plain");
-            using var response = await http.PostAsync(new Uri($"{handshake}&sid={Uri.EscapeDataString(sid)}"), close, timeout.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{handshake}&sid={Uri.EscapeDataString(sid)}"))
+            {
+                Content = new StringContent("1", Encoding.UTF8, "text/plain"),
+            };
+            prepare?.Invoke(request);
+            using var response = await http.SendAsync(request, timeout.Token);
         }
         catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {

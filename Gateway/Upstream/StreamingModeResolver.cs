@@ -6,7 +6,7 @@ namespace TromAi.Gateway.Upstream;
 /// The streaming mode in force: the configured one, or, for <c>Auto</c>, the one the upstream shows
 /// when first asked. A failed probe is not remembered, so the next connection asks again.
 /// </summary>
-internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IHttpClientFactory http, UpstreamDestinations destinations) : IDisposable
+internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IHttpClientFactory http, UpstreamDestinations destinations, UpstreamHeaderPolicy headers) : IDisposable
 {
     private readonly SemaphoreSlim _probing = new(1, 1);
     private StreamingMode? _detected;
@@ -29,7 +29,7 @@ internal sealed class StreamingModeResolver(IOptions<GatewayOptions> options, IH
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(upstream.ConnectTimeout);
-            return _detected ??= await StreamingModeProbe.ProbeAsync(http.CreateClient(UpstreamHttp.ClientName), destinations.Replicas[0], timeout.Token);
+            return _detected ??= await StreamingModeProbe.ProbeAsync(http.CreateClient(UpstreamHttp.ClientName), destinations.Replicas[0], request => headers.Apply(request, UpstreamCaller.Gateway), timeout.Token);
         }
         finally
         {
