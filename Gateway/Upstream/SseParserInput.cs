@@ -5,7 +5,7 @@ namespace TromAi.Gateway.Upstream;
 /// <summary>
 /// A TROM.AI response body as <see cref="System.Net.ServerSentEvents.SseParser"/> reads it. The BCL
 /// parser does the wire format; this adds the two things it lacks for TROM.AI, on the bytes as they
-/// pass, so that nothing parses the format twice:
+/// pass (it looks for line ends, nothing more):
 /// <list type="bullet">
 /// <item>A last block without its blank line is kept. TROM.AI's last block (<c>end</c>) may come without
 /// it, even without its newline, and the SSE spec, which <c>SseParser</c> follows, discards a block
