@@ -17,9 +17,10 @@ command -v kubectl >/dev/null || apt_install kubernetes-client   # the deploy te
 command -v chromium >/dev/null || apt_install chromium           # the playground tests drive Debian's, headless
 
 # The Node test upstream and the JavaScript SignalR client; playwright-core for the browser tests
-# (it downloads no browser). Each from its lock file, re-installed only when that lock file changed
-# since its last install. (Gateway/Playground's packages are the build's: Gateway.csproj runs npm ci.)
-for dir in Gateway.Tests/upstream Gateway.Tests/browser; do
+# (it downloads no browser); kubernetes-models for the deploy tests' offline schema check. Each from
+# its lock file, re-installed only when that lock file changed since its last install.
+# (Gateway/Playground's packages are the build's: Gateway.csproj runs npm ci.)
+for dir in Gateway.Tests/upstream Gateway.Tests/browser Gateway.Tests/manifest-validator; do
   if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json" 2>/dev/null; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"

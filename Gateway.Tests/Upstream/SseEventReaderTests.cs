@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
@@ -79,29 +78,14 @@ public sealed class SseEventReaderTests
     }
 
     [Fact]
-    public void Every_quirk_of_the_wire_format_is_understood_wherever_the_bytes_split()
+    public async Task Every_quirk_of_the_wire_format_is_understood_wherever_the_bytes_split()
     {
         var bytes = Encoding.UTF8.GetBytes(Quirks);
         for (var split = 0; split <= bytes.Length; split++)
         {
-            var events = Decode(bytes[..split], bytes[split..]);
+            var (events, _) = await ReadAsync(new ChunkedStream(bytes[..split], bytes[split..]));
             Assert.True(QuirksEvents.SequenceEqual(events.Select(Describe)), $"split at byte {split}: {string.Join(" | ", events.Select(Describe))}");
         }
-    }
-
-    [Fact]
-    public void Every_quirk_of_the_wire_format_is_understood_in_a_buffer_of_one_byte_segments()
-    {
-        var reader = new SseEventReader();
-        var buffer = OneByteSegments(Encoding.UTF8.GetBytes(Quirks));
-        var events = new List<UpstreamSseEvent>();
-        while (reader.TryRead(ref buffer, isFinalBlock: true, out var sseEvent))
-        {
-            events.Add(sseEvent);
-        }
-
-        Assert.Equal(QuirksEvents, events.Select(Describe));
-        Assert.True(buffer.IsEmpty);
     }
 
     [Fact]
@@ -193,19 +177,22 @@ public sealed class SseEventReaderTests
     }
 
     [Fact]
-    public void Skipped_blocks_are_counted_without_a_callback_and_previewed_briefly_with_one()
+    public async Task A_skipped_block_is_previewed_briefly_and_without_a_callback_the_stream_goes_on()
     {
         var huge = $"{{\"event\":\"token\",\"data\":\"{new string('x', 10_000)}\""; // not closed
-        var quiet = new SseEventReader();
+        var sse = Encoding.UTF8.GetBytes(Block(huge) + Block("""{"event":"token","data":"after"}"""));
         var reasons = new List<string>();
-        var reported = new SseEventReader(reasons.Add);
+        var quiet = new List<UpstreamSseEvent>();
 
-        Decode(quiet, Encoding.UTF8.GetBytes(Block(huge)));
-        Decode(reported, Encoding.UTF8.GetBytes(Block(huge)));
+        var (reported, _) = await ReadAsync(new ChunkedStream(sse), reasons.Add);
+        await foreach (var sseEvent in SseEventReader.ReadAllAsync(new ChunkedStream(sse)))
+        {
+            quiet.Add(sseEvent);
+        }
 
-        Assert.Equal(1, quiet.SkippedBlocks);
-        Assert.Equal(1, reported.SkippedBlocks);
         Assert.InRange(Assert.Single(reasons).Length, 200, 600); // the reason, and the block's first 200 bytes
+        Assert.Equal("token \"after\"", Describe(Assert.Single(reported)));
+        Assert.Equal("token \"after\"", Describe(Assert.Single(quiet)));
     }
 
     [Fact]
@@ -237,18 +224,20 @@ public sealed class SseEventReaderTests
     [InlineData("""{"event":"thinking","data":"hmm"}""", "\"hmm\"")]
     [InlineData("""{"event":"usedTools","data":[{"tool":"calculator"}],"extra":1}""", """[{"tool":"calculator"}]""")]
     [InlineData("""{"event":"brandNewEvent","data":null}""", "null")]
-    public void Arguments_are_those_of_the_Socket_IO_era(string json, string arguments)
+    public async Task Arguments_are_those_of_the_Socket_IO_era(string json, string arguments)
     {
-        var sseEvent = Assert.Single(Decode(new SseEventReader(), Encoding.UTF8.GetBytes(Block(json))));
+        var (events, _) = await ReadAsync(Block(json), bytesPerRead: 65536);
+        var sseEvent = Assert.Single(events);
 
         Assert.Equal(arguments, string.Join(",", sseEvent.ToArguments().Select(a => ((JsonElement)a!).GetRawText())));
     }
 
     [Fact]
-    public void Names_TROM_AI_sends_cost_no_string_per_event_and_new_names_still_come()
+    public async Task Names_TROM_AI_sends_cost_no_string_per_event_and_new_names_still_come()
     {
-        var events = Decode(new SseEventReader(), Encoding.UTF8.GetBytes(
-            Block("""{"event":"token","data":"a"}""") + Block("""{"event":"token","data":"b"}""") + Block("""{"event":"brandNewEvent","data":1}""")));
+        var (events, _) = await ReadAsync(
+            Block("""{"event":"token","data":"a"}""") + Block("""{"event":"token","data":"b"}""") + Block("""{"event":"brandNewEvent","data":1}"""),
+            bytesPerRead: 1);
 
         Assert.Same(events[0].Event, events[1].Event);
         Assert.Equal("brandNewEvent", events[2].Event);
@@ -258,7 +247,7 @@ public sealed class SseEventReaderTests
     public async Task Each_event_is_yielded_as_soon_as_its_block_is_complete()
     {
         var pipe = new Pipe();
-        await using var events = SseEventReader.ReadAllAsync(pipe.Reader).GetAsyncEnumerator();
+        await using var events = SseEventReader.ReadAllAsync(pipe.Reader.AsStream()).GetAsyncEnumerator();
 
         await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes(Block("""{"event":"token","data":"first"}""") + "message:\ndata:{\"event\":\"tok"));
         Assert.True(await events.MoveNextAsync());
@@ -275,27 +264,11 @@ public sealed class SseEventReaderTests
     }
 
     [Fact]
-    public async Task A_consumer_that_stops_early_leaves_the_callers_pipe_readable_after_what_it_read()
-    {
-        var pipe = new Pipe();
-        await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes(Block("""{"event":"token","data":"a"}""") + Block("""{"event":"token","data":"b"}""")));
-
-        await foreach (var sseEvent in SseEventReader.ReadAllAsync(pipe.Reader))
-        {
-            Assert.Equal("token \"a\"", Describe(sseEvent));
-            break;
-        }
-
-        var rest = await pipe.Reader.ReadAsync();
-        Assert.Equal(Block("""{"event":"token","data":"b"}"""), Encoding.UTF8.GetString(rest.Buffer));
-    }
-
-    [Fact]
     public async Task Reading_stops_when_cancelled_while_the_upstream_is_silent()
     {
         var pipe = new Pipe();
         using var cancel = new CancellationTokenSource();
-        await using var events = SseEventReader.ReadAllAsync(pipe.Reader, cancellationToken: cancel.Token).GetAsyncEnumerator();
+        await using var events = SseEventReader.ReadAllAsync(pipe.Reader.AsStream(), cancellationToken: cancel.Token).GetAsyncEnumerator();
 
         var next = events.MoveNextAsync();
         await cancel.CancelAsync();
@@ -306,17 +279,31 @@ public sealed class SseEventReaderTests
     [Fact]
     public async Task A_block_or_line_larger_than_the_limit_fails_the_stream()
     {
-        var block = Block($"{{\"event\":\"token\",\"data\":\"{new string('x', 100)}\"}}");
-        var unterminated = "data:" + new string('x', 100);
+        var line = Block($"{{\"event\":\"token\",\"data\":\"{new string('x', 100)}\"}}");
+        var shortLines = "message:\ndata:{\"event\":\"token\",\"data\":\n" + string.Concat(Enumerable.Repeat("data:\"x\"\n", 20));
 
+        await Assert.ThrowsAsync<InvalidDataException>(() => ReadAsync(line, bytesPerRead: 7, maxBlockBytes: 64));
+        await Assert.ThrowsAsync<InvalidDataException>(() => ReadAsync(shortLines, bytesPerRead: 7, maxBlockBytes: 64));
+
+        // A line that never ends fails as soon as it is too long, not when the upstream closes.
+        var pipe = new Pipe();
+        await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes("data:" + new string('x', 100)));
         await Assert.ThrowsAsync<InvalidDataException>(async () =>
         {
-            await foreach (var _ in SseEventReader.ReadAllAsync(new TrickleStream(Encoding.UTF8.GetBytes(block), 7), maxBlockBytes: 64))
+            await foreach (var _ in SseEventReader.ReadAllAsync(pipe.Reader.AsStream(), maxBlockBytes: 64))
             {
             }
         });
-        var buffer = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(unterminated));
-        Assert.Throws<InvalidDataException>(() => new SseEventReader(maxBlockBytes: 64).TryRead(ref buffer, isFinalBlock: false, out _));
+    }
+
+    [Fact]
+    public async Task Blocks_each_within_the_limit_pass_however_long_the_answer()
+    {
+        var largestBlock = Capture.Split("\n\n").Max(block => Encoding.UTF8.GetByteCount(block + "\n\n"));
+
+        var (events, _) = await ReadAsync(Capture + Capture + Capture, bytesPerRead: 7, maxBlockBytes: largestBlock);
+
+        Assert.Equal(CaptureEvents.Concat(CaptureEvents).Concat(CaptureEvents), events.Select(Describe));
     }
 
     [Fact]
@@ -353,11 +340,16 @@ public sealed class SseEventReaderTests
     private static string Describe(UpstreamSseEvent e) =>
         e.Data.ValueKind == JsonValueKind.Undefined ? e.Event : $"{e.Event} {e.Data.GetRawText()}";
 
-    private static async Task<(List<UpstreamSseEvent> Events, List<string> Skipped)> ReadAsync(string sse, int bytesPerRead)
+    private static Task<(List<UpstreamSseEvent> Events, List<string> Skipped)> ReadAsync(
+        string sse, int bytesPerRead, int maxBlockBytes = SseEventReader.DefaultMaxBlockBytes) =>
+        ReadAsync(new ChunkedStream(Encoding.UTF8.GetBytes(sse).Chunk(bytesPerRead).ToArray()), maxBlockBytes: maxBlockBytes);
+
+    private static async Task<(List<UpstreamSseEvent> Events, List<string> Skipped)> ReadAsync(
+        Stream body, Action<string>? onSkipped = null, int maxBlockBytes = SseEventReader.DefaultMaxBlockBytes)
     {
         var events = new List<UpstreamSseEvent>();
         var skipped = new List<string>();
-        await foreach (var sseEvent in SseEventReader.ReadAllAsync(new TrickleStream(Encoding.UTF8.GetBytes(sse), bytesPerRead), skipped.Add))
+        await foreach (var sseEvent in SseEventReader.ReadAllAsync(body, onSkipped ?? skipped.Add, maxBlockBytes))
         {
             events.Add(sseEvent);
         }
@@ -365,55 +357,10 @@ public sealed class SseEventReaderTests
         return (events, skipped);
     }
 
-    /// <summary>Feeds the decoder chunk by chunk the way a pipe does: what it leaves unconsumed comes back with the next chunk.</summary>
-    private static List<UpstreamSseEvent> Decode(params byte[][] chunks) => Decode(new SseEventReader(), chunks);
-
-    private static List<UpstreamSseEvent> Decode(SseEventReader reader, params byte[][] chunks)
+    /// <summary>A response body that hands out one chunk (or what fits of it) per read, as a network would.</summary>
+    private sealed class ChunkedStream(params byte[][] chunks) : Stream
     {
-        var events = new List<UpstreamSseEvent>();
-        var pending = Array.Empty<byte>();
-        for (var i = 0; i < chunks.Length; i++)
-        {
-            var buffer = new ReadOnlySequence<byte>([.. pending, .. chunks[i]]);
-            while (reader.TryRead(ref buffer, isFinalBlock: i == chunks.Length - 1, out var sseEvent))
-            {
-                events.Add(sseEvent);
-            }
-
-            pending = buffer.ToArray();
-        }
-
-        return events;
-    }
-
-    /// <summary>Every byte in a segment of its own, with an empty segment after each.</summary>
-    private static ReadOnlySequence<byte> OneByteSegments(byte[] bytes)
-    {
-        var first = new Segment(bytes.AsMemory(0, 1));
-        var last = first;
-        for (var i = 1; i < bytes.Length; i++)
-        {
-            last = last.Append(ReadOnlyMemory<byte>.Empty).Append(bytes.AsMemory(i, 1));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
-    }
-
-    /// <summary>A response body that hands out at most a few bytes per read, as a slow network would.</summary>
-    private sealed class TrickleStream(byte[] bytes, int bytesPerRead) : Stream
-    {
+        private int _chunk;
         private int _position;
 
         public override bool CanRead => true;
@@ -430,8 +377,19 @@ public sealed class SseEventReaderTests
 
         public override int Read(Span<byte> buffer)
         {
-            var count = Math.Min(Math.Min(buffer.Length, bytesPerRead), bytes.Length - _position);
-            bytes.AsSpan(_position, count).CopyTo(buffer);
+            while (_chunk < chunks.Length && _position == chunks[_chunk].Length)
+            {
+                _chunk++;
+                _position = 0;
+            }
+
+            if (_chunk == chunks.Length)
+            {
+                return 0;
+            }
+
+            var count = Math.Min(buffer.Length, chunks[_chunk].Length - _position);
+            chunks[_chunk].AsSpan(_position, count).CopyTo(buffer);
             _position += count;
             return count;
         }
