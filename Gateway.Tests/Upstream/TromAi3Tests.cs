@@ -79,6 +79,7 @@ public sealed class TromAi3Tests : IAsyncLifetime
         await using var connection = HubClients.Create(_gateway.HubUrl);
         events.Listen(connection, "agentFlowEvent", "metadata", "end");
         await connection.StartAsync();
+        await _upstream.SetTimingAsync(heartbeat: TimeSpan.FromMilliseconds(10), metadataDelay: TimeSpan.FromMilliseconds(50));
         var gate = Guid.NewGuid().ToString();
 
         // holdMetadata: the upstream holds metadata and end until the gate opens, as 3.x does while it estimates token usage.
