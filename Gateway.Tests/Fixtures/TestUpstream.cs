@@ -6,8 +6,9 @@ using System.Text.Json.Nodes;
 namespace TromAi.Gateway.Tests.Fixtures;
 
 /// <summary>
-/// The Node test upstream (<c>Gateway.Tests/upstream/server.js</c>): TROM.AI's Socket.IO-era API on the
-/// real socket.io 4.8 server, with control endpoints for faults. One process per instance.
+/// The Node test upstream (<c>Gateway.Tests/upstream/server.js</c>): TROM.AI's API as one of its eras serves it
+/// (<see cref="TestUpstreamMode"/>; the Socket.IO era on the real socket.io 4.8 server by default), with control
+/// endpoints for faults. One process per instance.
 /// </summary>
 public sealed class TestUpstream : IAsyncDisposable
 {
@@ -24,6 +25,24 @@ public sealed class TestUpstream : IAsyncDisposable
     public HttpClient Http { get; private set; } = null!;
 
     public static string Directory { get; } = FindUpstreamDirectory();
+
+    /// <summary>Starts the upstream as the TROM.AI of <paramref name="mode"/>.</summary>
+    /// <param name="environment">Extra environment variables (see its README), e.g. <c>HEARTBEAT_MS</c>, <c>CHATFLOW_KEYS</c>.</param>
+    public static Task<TestUpstream> StartAsync(TestUpstreamMode mode, IDictionary<string, string>? environment = null)
+    {
+        var variables = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        switch (mode)
+        {
+            case TestUpstreamMode.Sse:
+                variables["STREAMING"] = "sse";
+                break;
+            case TestUpstreamMode.TromAi3:
+                variables["TROMAI_VERSION"] = "3";
+                break;
+        }
+
+        return StartAsync(environment: variables);
+    }
 
     /// <param name="environment">Extra environment variables for the upstream, e.g. <c>STREAMING=sse</c> for an SSE-era TROM.AI (see its README).</param>
     public static async Task<TestUpstream> StartAsync(int port = 0, IDictionary<string, string>? environment = null)
@@ -170,6 +189,38 @@ public sealed class TestUpstream : IAsyncDisposable
     {
         var response = await Http.PostAsync($"test/stall?ms={(int)duration.TotalMilliseconds}", null);
         response.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>
+    /// 3.x: assigns API keys to chatflows (replacing every earlier assignment), so that a prediction of one of them
+    /// must present its key as <c>Authorization: Bearer</c>, and sets the keys the admin API accepts besides those.
+    /// </summary>
+    public Task SetApiKeysAsync(IReadOnlyDictionary<string, string> chatflowKeys, params string[] apiKeys) =>
+        ConfigureAsync(new { chatflowKeys, apiKeys });
+
+    /// <summary>3.x: how often every open stream gets a <c>:heartbeat</c>, and how long a flow takes before <c>metadata</c>/<c>end</c>.</summary>
+    public Task SetTimingAsync(TimeSpan heartbeat, TimeSpan metadataDelay) =>
+        ConfigureAsync(new { heartbeatMs = (int)heartbeat.TotalMilliseconds, metadataDelayMs = (int)metadataDelay.TotalMilliseconds });
+
+    /// <summary>3.x: the <c>:heartbeat</c> comments written to open streams since the upstream started.</summary>
+    public async Task<int> HeartbeatsSentAsync() =>
+        (await Http.GetFromJsonAsync<JsonElement>("test/config")).GetProperty("heartbeatsSent").GetInt32();
+
+    /// <summary>Opens a gate: a held SSE sample (<c>?gate=</c>) or a 3.x prediction's held metadata (<c>overrideConfig.holdMetadata</c>).</summary>
+    public async Task<bool> ReleaseAsync(string gate)
+    {
+        var response = await Http.PostAsync($"test/release/{Uri.EscapeDataString(gate)}", null);
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("released").GetBoolean();
+    }
+
+    private async Task ConfigureAsync(object settings)
+    {
+        using var response = await Http.PutAsJsonAsync("test/config", settings);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"The test upstream refused its settings: {await response.Content.ReadAsStringAsync()}");
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,10 @@
 using System.Buffers;
+using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
@@ -14,11 +18,11 @@ public sealed class SsePredictionResultTests
             """{"event":"start","data":"Hel"}""",
             """{"event":"token","data":"Hel"}""",
             """{"event":"token","data":"lo"}""",
-            """{"event":"metadata","data":{"chatId":"c-1","chatMessageId":"m-1","question":"Hi","sessionId":"c-1","memoryType":"Buffer Memory","followUpPrompts":["Why?"],"flowVariables":{"a":1}}}""",
+            """{"event":"metadata","data":{"chatId":"c-1","chatMessageId":"m-1","question":"Hi","sessionId":"c-1","memoryType":"Buffer Memory","flowVariables":{"a":1}}}""",
             """{"event":"end","data":"[DONE]"}""");
 
         AssertJson(
-            """{"text":"Hello","chatId":"c-1","chatMessageId":"m-1","question":"Hi","sessionId":"c-1","memoryType":"Buffer Memory","followUpPrompts":["Why?"],"flowVariables":{"a":1}}""",
+            """{"text":"Hello","chatId":"c-1","chatMessageId":"m-1","question":"Hi","sessionId":"c-1","memoryType":"Buffer Memory","flowVariables":{"a":1}}""",
             result.ToAnswer());
         Assert.Equal("Hello", result.Text);
         Assert.True(result.Ended);
@@ -54,6 +58,76 @@ public sealed class SsePredictionResultTests
              "artifacts":[{"type":"png","data":"..."}],"action":{"id":"act-1"}}
             """,
             result.ToAnswer());
+    }
+
+    [Fact]
+    public void Follow_up_prompts_are_JSON_encoded_once_more_as_TROM_AIs_non_streaming_answer_holds_them()
+    {
+        // TROM.AI stores the prompts as JSON text, answers JSON.stringify of that text, and its metadata event decodes one level.
+        var result = Assemble(
+            """{"event":"token","data":"x"}""",
+            """{"event":"metadata","data":{"chatId":"c","followUpPrompts":"[\"Why?\",\"How?\"]"}}""");
+
+        var prompts = result.ToAnswer().GetProperty("followUpPrompts").GetString()!;
+
+        Assert.Equal("\"[\\\"Why?\\\",\\\"How?\\\"]\"", prompts);
+        Assert.Equal(["Why?", "How?"], JsonSerializer.Deserialize<string[]>(JsonSerializer.Deserialize<string>(prompts)!)!);
+    }
+
+    [Fact]
+    public void An_agentflows_answer_holds_its_executed_data_without_credential_ids_and_no_chatflow_members()
+    {
+        var result = Assemble(
+            """{"event":"agentFlowEvent","data":"INPROGRESS"}""",
+            """{"event":"nextAgentFlow","data":{"nodeId":"start_0","status":"FINISHED"}}""",
+            """{"event":"agentFlowExecutedData","data":[{"nodeId":"start_0","status":"FINISHED"}]}""",
+            """{"event":"calledTools","data":[{"name":"calculator"}]}""",
+            """{"event":"usedTools","data":[{"tool":"calculator","toolOutput":"42"}]}""",
+            """{"event":"sourceDocuments","data":[{"pageContent":"p"}]}""",
+            """{"event":"artifacts","data":[{"type":"png"}]}""",
+            """{"event":"fileAnnotations","data":[{"fileName":"f"}]}""",
+            """{"event":"token","data":"42"}""",
+            """{"event":"usageMetadata","data":{"total_tokens":3}}""",
+            """{"event":"agentFlowExecutedData","data":[{"nodeId":"start_0","status":"FINISHED"},{"nodeId":"agent_0","data":{"input":{"config":{"modelName":"m","FLOWISE_CREDENTIAL_ID":"secret"}},"output":{"content":"42","usedTools":[{"tool":"calculator"}]}}}]}""",
+            """{"event":"agentFlowEvent","data":"FINISHED"}""",
+            """{"event":"metadata","data":{"chatId":"c","chatMessageId":"m","question":"6*7?","sessionId":"c"}}""",
+            """{"event":"end","data":"[DONE]"}""");
+
+        AssertJson(
+            """
+            {"text":"42","chatId":"c","chatMessageId":"m","question":"6*7?","sessionId":"c",
+             "agentFlowExecutedData":[{"nodeId":"start_0","status":"FINISHED"},{"nodeId":"agent_0","data":{"input":{"config":{"modelName":"m"}},"output":{"content":"42","usedTools":[{"tool":"calculator"}]}}}]}
+            """,
+            result.ToAnswer());
+    }
+
+    [Fact]
+    public async Task An_agentflow_answer_assembled_from_its_3x_stream_is_its_non_streaming_answer_but_for_the_executionId()
+    {
+        await using var upstream = await TestUpstream.StartAsync(TestUpstreamMode.TromAi3);
+        var chatId = Guid.NewGuid().ToString();
+        var result = new SsePredictionResult();
+
+        using (var streamed = await upstream.Http.PostAsJsonAsync("api/v1/prediction/agentflow", new { question = "6*7?", chatId, streaming = true }))
+        {
+            Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType?.MediaType);
+            await foreach (var sseEvent in SseEventReader.ReadAllAsync(await streamed.Content.ReadAsStreamAsync()))
+            {
+                result.Add(sseEvent);
+            }
+        }
+
+        var (status, direct) = await Predictions.PostAsync(upstream.Http, "agentflow", new { question = "6*7?", chatId });
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(result.Ended);
+        var assembled = result.ToAnswer();
+        Assert.False(assembled.TryGetProperty("executionId", out _)); // only the non-streaming answer has it: the stream never carries it
+        Assert.True(direct.TryGetProperty("executionId", out _));
+        // Two predictions are two chat messages: each has its own id, the rest is the same answer.
+        Assert.NotEqual(direct.GetProperty("chatMessageId").GetString(), assembled.GetProperty("chatMessageId").GetString());
+        AssertJson(Without(direct, "executionId", "chatMessageId").GetRawText(), Without(assembled, "chatMessageId"));
+        Assert.Contains("agentFlowExecutedData", assembled.EnumerateObject().Select(p => p.Name));
     }
 
     [Fact]
@@ -202,6 +276,18 @@ public sealed class SsePredictionResultTests
         }
 
         return result;
+    }
+
+    /// <summary>The object without the named members.</summary>
+    internal static JsonElement Without(JsonElement answer, params string[] names)
+    {
+        var copy = JsonNode.Parse(answer.GetRawText())!.AsObject();
+        foreach (var name in names)
+        {
+            copy.Remove(name);
+        }
+
+        return JsonSerializer.SerializeToElement(copy);
     }
 
     private static void AssertJson(string expected, JsonElement actual)

@@ -1,5 +1,6 @@
-// Test upstream that behaves like TROM.AI 1.x / 2.0 (the Socket.IO era of Flowise), for the
-// gateway's tests. See README.md beside this file and /work/shared/tromai-protocol.md, section 1.
+// Test upstream that behaves like TROM.AI 1.x / 2.0 (the Socket.IO era of Flowise), 2.2.5+ or 3.x
+// (the SSE era), for the gateway's tests and as a stand-in for a newcomer without a TROM.AI of their
+// own. See README.md beside this file and /work/shared/tromai-protocol.md.
 //
 // One http server carries both express (the REST API, the test controls and a web UI stand-in)
 // and the real socket.io 4.8 server at its default path /socket.io/ (polling + websocket, no
@@ -11,6 +12,10 @@
 // STREAMING=sse makes it an SSE-era upstream instead (2.2.5+, protocol section 2): no socket.io at
 // all (/socket.io/ then answers the web UI), and predictions with `streaming: true` answer
 // text/event-stream. STREAMING=socketio (or unset) is the Socket.IO era above.
+//
+// TROMAI_VERSION=3 makes it a 3.x upstream (protocol section 2 "3.x", as 3.1.4 behaves): SSE as above
+// plus API keys per chatflow, periodic `:heartbeat` comments, a slow `metadata`/`end`, an Agentflow V2
+// chatflow, and admin endpoints that want a key.
 
 import http from "node:http";
 import crypto from "node:crypto";
@@ -28,18 +33,80 @@ let port = Number(process.env.PORT || 0); // 0 = ephemeral; after the first list
 const PING_INTERVAL = Number(process.env.SIO_PING_INTERVAL || 25000);
 const PING_TIMEOUT = Number(process.env.SIO_PING_TIMEOUT || 20000);
 
-const STREAMING = process.env.STREAMING || "socketio";
+const TROMAI_VERSION = process.env.TROMAI_VERSION || "";
+if (TROMAI_VERSION !== "" && TROMAI_VERSION !== "3") {
+  console.error(`TROMAI_VERSION must be 3 or unset, not ${TROMAI_VERSION}`);
+  process.exit(2);
+}
+/** TROM.AI 3.x (checked against 3.1.4): SSE only, with its keys, heartbeats, Agentflow V2 and slow metadata. */
+const V3 = TROMAI_VERSION === "3";
+
+const STREAMING = process.env.STREAMING || (V3 ? "sse" : "socketio");
 if (STREAMING !== "socketio" && STREAMING !== "sse") {
   console.error(`STREAMING must be socketio or sse, not ${STREAMING}`);
   process.exit(2);
 }
+if (V3 && STREAMING !== "sse") {
+  console.error("TROMAI_VERSION=3 has no Socket.IO: leave STREAMING unset or set it to sse");
+  process.exit(2);
+}
 const SSE_MODE = STREAMING === "sse";
+
+/** A non-negative number of milliseconds from the environment, or exit 2 naming the variable. */
+function envMs(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0) {
+    console.error(`${name} must be a number of milliseconds >= 0, not ${raw}`);
+    process.exit(2);
+  }
+  return ms;
+}
+
+/** `a,b` as a list of non-empty strings. */
+const list = (raw) => (raw || "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+/**
+ * What a test may change while the upstream runs (PUT /test/config); the environment sets the start
+ * values. Only TROMAI_VERSION=3 uses it: earlier modes ignore keys, heartbeats and the metadata delay.
+ */
+const config = {
+  /** API keys the admin endpoints accept (3.x keys carry permissions; these have them all). */
+  apiKeys: list(process.env.API_KEYS),
+  /** Chatflow id -> the API key assigned to it; a prediction must then present it. */
+  chatflowKeys: Object.fromEntries(
+    list(process.env.CHATFLOW_KEYS).map((pair) => {
+      const at = pair.indexOf("=");
+      if (at <= 0 || at === pair.length - 1) {
+        console.error(`CHATFLOW_KEYS wants chatflowId=key pairs separated by commas, not ${pair}`);
+        process.exit(2);
+      }
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  ),
+  /** Period of the `:heartbeat` comment on every open stream (3.1.2+ sends one every 30 s). */
+  heartbeatMs: envMs("HEARTBEAT_MS", 30000),
+  /** How long a 3.x flow takes between its last event and `metadata`/`end` (token usage estimation). */
+  metadataDelayMs: envMs("METADATA_DELAY_MS", 0),
+};
 
 const ALL_EVENTS = JSON.parse(fs.readFileSync(new URL("./all-events.json", import.meta.url), "utf8"));
 
-const KNOWN_CHATFLOWS = new Set(["all-events", "tokens", "error", "echo-question", "not-streamable"]);
+/** The chatflows, as GET /api/v1/chatflows lists them. Agentflow V2 exists from 3.0 on. */
+const CHATFLOWS = [
+  { id: "all-events", name: "All events", type: "CHATFLOW" },
+  { id: "tokens", name: "Tokens", type: "CHATFLOW" },
+  { id: "error", name: "Error", type: "CHATFLOW" },
+  { id: "echo-question", name: "Echo the question", type: "CHATFLOW" },
+  { id: "not-streamable", name: "Not streamable", type: "CHATFLOW" },
+  { id: "demo", name: "Demo: a streamed answer", type: "CHATFLOW" },
+  ...(V3 ? [{ id: "agentflow", name: "Agentflow V2", type: "AGENTFLOW" }] : []),
+];
+const KNOWN_CHATFLOWS = new Set(CHATFLOWS.map((c) => c.id));
 /** Chatflows that cannot stream: they answer JSON even when asked to stream, as the upstream does. */
 const NOT_STREAMABLE = new Set(["not-streamable"]);
+const STARTED_AT = new Date().toISOString();
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -69,7 +136,8 @@ const running = new Map();
 /** Error answer in the upstream's format. */
 function sendError(res, statusCode, message) {
   if (res.headersSent || res.destroyed) return;
-  res.status(statusCode).json({ statusCode, success: false, message, stack: "" });
+  // 3.x outside development mode sends an empty object for the stack.
+  res.status(statusCode).json({ statusCode, success: false, message, stack: V3 ? {} : "" });
 }
 
 /** Resolves once no stall is in force (a stall may be extended while we wait, hence the loop). */
@@ -190,7 +258,83 @@ app.post("/test/stall", (req, res) => {
   res.json({ ok: true, stallUntil });
 });
 
+/** The 3.x settings above, plus how many heartbeats went out so far. */
+const configView = () => ({ ...config, heartbeatsSent });
+
+app.get("/test/config", (req, res) => res.json(configView()));
+
+// Changes the members given and leaves the others; chatflowKeys replaces the whole assignment.
+app.put("/test/config", express.json(), (req, res) => {
+  const patch = req.body && typeof req.body === "object" ? req.body : {};
+  const bad = (message) => res.status(400).json({ ok: false, message });
+  if (patch.apiKeys !== undefined) {
+    if (!Array.isArray(patch.apiKeys) || !patch.apiKeys.every((k) => typeof k === "string" && k !== "")) {
+      return bad("apiKeys must be an array of non-empty strings");
+    }
+  }
+  if (patch.chatflowKeys !== undefined) {
+    const keys = patch.chatflowKeys;
+    if (!keys || typeof keys !== "object" || Array.isArray(keys) || !Object.values(keys).every((k) => typeof k === "string" && k !== "")) {
+      return bad("chatflowKeys must map chatflow ids to non-empty strings");
+    }
+  }
+  for (const name of ["heartbeatMs", "metadataDelayMs"]) {
+    if (patch[name] !== undefined && !(typeof patch[name] === "number" && Number.isFinite(patch[name]) && patch[name] >= 0)) {
+      return bad(`${name} must be a number of milliseconds >= 0`);
+    }
+  }
+  if (patch.apiKeys !== undefined) config.apiKeys = [...patch.apiKeys];
+  if (patch.chatflowKeys !== undefined) config.chatflowKeys = { ...patch.chatflowKeys };
+  if (patch.metadataDelayMs !== undefined) config.metadataDelayMs = patch.metadataDelayMs;
+  if (patch.heartbeatMs !== undefined && patch.heartbeatMs !== config.heartbeatMs) {
+    config.heartbeatMs = patch.heartbeatMs;
+    startHeartbeat();
+  }
+  res.json(configView());
+});
+
 // ----- TROM.AI API ---------------------------------------------------------------------------
+
+app.get("/api/v1/ping", (req, res) => res.status(200).send("pong"));
+
+/** 3.x: the admin API wants an API key (`Authorization: Bearer`) or the web UI's `x-request-from: internal`. */
+function adminAllowed(req) {
+  if (!V3) return true;
+  if (req.headers["x-request-from"] === "internal") return true;
+  const key = bearerKey(req);
+  return key !== null && (config.apiKeys.includes(key) || Object.values(config.chatflowKeys).includes(key));
+}
+
+/** The key of `Authorization: Bearer <key>`, or null. */
+function bearerKey(req) {
+  const header = req.headers.authorization;
+  if (typeof header !== "string" || !header.startsWith("Bearer ")) return null;
+  return header.slice("Bearer ".length).trim() || null;
+}
+
+/** 3.x: a chatflow with an assigned key answers only a request that presents that key. */
+const predictionAllowed = (req, chatflowId) => !V3 || !config.chatflowKeys[chatflowId] || bearerKey(req) === config.chatflowKeys[chatflowId];
+
+app.get("/api/v1/chatflows", (req, res) => {
+  // 3.x's own answer to a request without credentials (its auth middleware, not the error handler).
+  if (!adminAllowed(req)) return res.status(401).json({ error: "Unauthorized Access" });
+  const type = typeof req.query.type === "string" ? req.query.type : null;
+  res.json(
+    CHATFLOWS.filter((c) => type === null || c.type === type).map((c) => ({
+      id: c.id,
+      name: c.name,
+      flowData: JSON.stringify({ nodes: [], edges: [] }),
+      deployed: false,
+      isPublic: false,
+      apikeyid: V3 && config.chatflowKeys[c.id] ? `apikey-${crypto.createHash("sha256").update(config.chatflowKeys[c.id]).digest("hex").slice(0, 12)}` : null,
+      chatbotConfig: null,
+      category: null,
+      type: c.type,
+      createdDate: STARTED_AT,
+      updatedDate: STARTED_AT,
+    })),
+  );
+});
 
 app.get("/api/v1/chatflows-streaming/:id", (req, res) => {
   if (!KNOWN_CHATFLOWS.has(req.params.id)) return sendError(res, 404, `Chatflow ${req.params.id} not found`);
@@ -235,16 +379,40 @@ async function prediction(req, res) {
   if (!overrideConfig || typeof overrideConfig !== "object") overrideConfig = {};
 
   // SSE era: the answer itself is the stream, when asked for and the flow can stream.
-  if (SSE_MODE && wantsStreaming(body) && !NOT_STREAMABLE.has(chatflowId)) {
-    return ssePrediction(res, { chatflowId, chatId, question, overrideConfig });
+  const streamed = SSE_MODE && wantsStreaming(body) && !NOT_STREAMABLE.has(chatflowId);
+
+  // 3.x checks the key inside the flow's build, after the stream has started: a streaming call gets
+  // 200 with an `error` event, a plain one the 500 its service layer wraps every failure in.
+  if (!predictionAllowed(req, chatflowId)) {
+    if (streamed) return sseFailure(res, flowError("Unauthorized"));
+    return sendError(res, 500, flowError("Unauthorized"));
   }
 
-  if (chatflowId === "error") return sendError(res, 500, "Flow failed: boom");
+  if (streamed) return ssePrediction(res, { chatflowId, chatId, question, overrideConfig });
+
+  if (chatflowId === "error") return sendError(res, 500, flowError("Flow failed: boom"));
 
   // The upstream fails with a 500 when the body was not parsed (e.g. JSON sent without
   // `Content-Type: application/json`): the question is then undefined.
   if (typeof question !== "string") {
-    return sendError(res, 500, "question is missing (was the body sent with Content-Type: application/json?)");
+    return sendError(res, 500, flowError("question is missing (was the body sent with Content-Type: application/json?)"));
+  }
+
+  if (chatflowId === "agentflow") {
+    const run = runAgentflow({ question, emit: () => {} });
+    await slowMetadata(overrideConfig);
+    if (res.destroyed || res.headersSent) return;
+    // 3.1.4's executeAgentFlow answer: no memoryType, no isStreamValid; the executed data without credential ids.
+    return res.json({
+      text: run.text,
+      question,
+      chatId,
+      chatMessageId: crypto.randomUUID(),
+      followUpPrompts: JSON.stringify(JSON.stringify(AGENTFLOW_FOLLOW_UP_PROMPTS)),
+      executionId: crypto.randomUUID(),
+      agentFlowExecutedData: withoutCredentialIds(run.executedData),
+      sessionId: chatId,
+    });
   }
 
   // Like the upstream: io.to(id).emit(...), an unknown id is silently dropped. Read `io` at emit
@@ -253,6 +421,7 @@ async function prediction(req, res) {
   const emit = streaming ? (name, ...args) => io && io.to(socketIOClientId).emit(name, ...args) : () => {};
 
   let text;
+  const extras = {};
   switch (chatflowId) {
     case "all-events": {
       const events = ALL_EVENTS.events.map((e) => ({ event: e.event, args: reviveBinary(e.args) }));
@@ -268,14 +437,43 @@ async function prediction(req, res) {
     case "tokens":
       text = await runTokens({ chatflowId, chatId, question, overrideConfig, emit });
       break;
+    case "demo": {
+      const run = await runDemo({ chatId, question, overrideConfig, emit });
+      text = run.text;
+      if (!run.aborted) extras.sourceDocuments = DEMO_SOURCE_DOCUMENTS;
+      break;
+    }
     case "not-streamable":
       text = question; // never emits, whoever asks
       break;
   }
 
   await waitWhileStalled();
+  await slowMetadata(overrideConfig);
   if (res.destroyed || res.headersSent) return; // client went away (or the server restarted)
-  res.json({ text, question, chatId, chatMessageId: crypto.randomUUID(), sessionId: chatId });
+  res.json(
+    V3
+      ? // 3.1.4's answer for a chatflow: the ending node's own members, then what buildChatflow adds.
+        { text, ...extras, question, chatId, chatMessageId: crypto.randomUUID(), isStreamValid: false, sessionId: chatId, memoryType: "Buffer Memory" }
+      : { text, question, chatId, chatMessageId: crypto.randomUUID(), sessionId: chatId, ...extras },
+  );
+}
+
+/** 3.x wraps every failure of a prediction in its service layer's name. */
+const flowError = (message) => (V3 ? `Error: predictionsServices.buildChatflow - ${message}` : message);
+
+/**
+ * 3.x: the time a flow takes after its last event before it answers (it estimates token usage,
+ * retrying when that fails): METADATA_DELAY_MS, then, with `overrideConfig.holdMetadata` = KEY, until
+ * POST /test/release/KEY. The hold is in place before this returns control, so a client that saw the
+ * flow's last event can release it without a race.
+ */
+async function slowMetadata(overrideConfig) {
+  if (!V3) return;
+  const key = typeof overrideConfig.holdMetadata === "string" && overrideConfig.holdMetadata !== "" ? overrideConfig.holdMetadata : null;
+  const held = key ? new Promise((resolve) => gates.set(key, resolve)) : null;
+  if (config.metadataDelayMs > 0) await sleep(config.metadataDelayMs);
+  if (held) await held;
 }
 
 /**
@@ -285,17 +483,65 @@ async function prediction(req, res) {
  * `abort` (no `end`), and returns what was emitted so far.
  */
 async function runTokens({ chatflowId, chatId, question, overrideConfig, emit }) {
+  const { text, aborted } = await streamTokens({ chatflowId, chatId, ...tokensOptions(question, overrideConfig), emit });
+  if (!aborted) {
+    await waitWhileStalled();
+    emit("end");
+  }
+  return text;
+}
+
+/** The `tokens` chatflow's `count`, `rate` and token strings, from its overrideConfig. */
+function tokensOptions(question, overrideConfig) {
   const count = overrideConfig.count !== undefined ? Math.max(0, Math.floor(Number(overrideConfig.count) || 0)) : 100;
   const rate = Math.max(0, Number(overrideConfig.rate) || 0);
   const stamp = overrideConfig.stamp === true || overrideConfig.stamp === "true";
+  const make = (i) => (stamp ? `${question}:${i}:${performance.timeOrigin + performance.now()}` : `${question}:${i}`);
+  return { count, rate, make };
+}
 
+/** The `demo` chatflow's answer: a few sentences a newcomer can watch arrive, one word a token. */
+const demoText = (question) =>
+  `Hello! This answer comes from the gateway's test upstream, standing in for TROM.AI. ` +
+  `You asked: "${question}". Each word you see arrived as its own token event: the stand-in emitted it, ` +
+  `the gateway relayed it to your SignalR connection, in order, and the page appended it. ` +
+  `When this answer is complete, the sources it cites arrive as one sourceDocuments event. ` +
+  `To get real answers, point Gateway:Upstream:BaseUrl at your TROM.AI.`;
+
+const DEMO_SOURCE_DOCUMENTS = [
+  { pageContent: "Each SignalR connection owns one upstream session; every event reaches it in order, exactly once.", metadata: { source: "README.md", section: "TROM.AI Gateway" } },
+  { pageContent: "The hub's Predict streams {event, data} for every upstream event and ends with the answer.", metadata: { source: "README.md", section: "One call: hub Predict" } },
+];
+
+/**
+ * The `demo` chatflow: `start`, the answer's words as `token`s at overrideConfig.rate per second
+ * (default 30, a human reading pace), then `sourceDocuments` and `end`. Abort works as for `tokens`.
+ */
+async function runDemo({ chatId, question, overrideConfig, emit }) {
+  const words = demoText(question).match(/\S+\s*/g);
+  const rate = overrideConfig.rate !== undefined ? Math.max(0, Number(overrideConfig.rate) || 0) : 30;
+  const run = await streamTokens({ chatflowId: "demo", chatId, count: words.length, rate, make: (i) => words[i], emit });
+  if (!run.aborted) {
+    await waitWhileStalled();
+    emit("sourceDocuments", DEMO_SOURCE_DOCUMENTS);
+    emit("end");
+  }
+  return run;
+}
+
+/**
+ * Emits `start` (token 0's string), then `count` tokens `make(i)` in order, at `rate` tokens/s (0 =
+ * as fast as possible), registered for the abort endpoint under `${chatflowId}/${chatId}`. Returns
+ * `{text, aborted}`: the emitted tokens joined, and whether an abort stopped it (it then emitted
+ * `abort`).
+ */
+async function streamTokens({ chatflowId, chatId, count, rate, make, emit }) {
   const key = `${chatflowId}/${chatId}`;
   const state = { aborted: false };
   if (!running.has(key)) running.set(key, new Set());
   running.get(key).add(state);
 
   const emitted = [];
-  const make = (i) => (stamp ? `${question}:${i}:${performance.timeOrigin + performance.now()}` : `${question}:${i}`);
   let first = null; // token 0's string, fixed when `start` is emitted
   const emitToken = () => {
     const i = emitted.length;
@@ -349,9 +595,7 @@ async function runTokens({ chatflowId, chatId, question, overrideConfig, emit })
       }
     }
     if (state.aborted) return finishAborted();
-    await waitWhileStalled();
-    emit("end");
-    return emitted.join("");
+    return { text: emitted.join(""), aborted: false };
   } finally {
     const set = running.get(key);
     set.delete(state);
@@ -361,8 +605,81 @@ async function runTokens({ chatflowId, chatId, question, overrideConfig, emit })
   async function finishAborted() {
     await waitWhileStalled();
     emit("abort");
-    return emitted.join("");
+    return { text: emitted.join(""), aborted: true };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agentflow V2 (TROMAI_VERSION=3): Start -> Agent, the agent calling a tool and citing a document
+// ---------------------------------------------------------------------------------------------
+
+const AGENTFLOW_FOLLOW_UP_PROMPTS = ["Why 42?", "Which tool did you use?"];
+
+/**
+ * Runs the `agentflow` chatflow as 3.1.4's executeAgentFlow streams it: `agentFlowEvent` INPROGRESS,
+ * per node `nextAgentFlow` INPROGRESS / FINISHED and the whole `agentFlowExecutedData` so far, the
+ * agent's `calledTools`, `usedTools`, `sourceDocuments`, tokens (no `start`: agent nodes send none) and
+ * `usageMetadata`, then `agentFlowEvent` FINISHED. Returns `{text, executedData}`; the executed data
+ * still holds the model's FLOWISE_CREDENTIAL_ID, as the stream does (the JSON answer drops it).
+ */
+function runAgentflow({ question, emit }) {
+  const tokens = ["Agentflow", " V2", " looked", " that", " up", ": ", question, " = ", "42", "."];
+  const text = tokens.join("");
+  const usedTools = [{ tool: "calculator", toolInput: { expression: "6 * 7" }, toolOutput: "42" }];
+  const sourceDocuments = [{ pageContent: "The answer is 42.", metadata: { source: "guide.md", page: 42 } }];
+  const usageMetadata = { input_tokens: 21, output_tokens: tokens.length, total_tokens: 21 + tokens.length };
+  const start = {
+    nodeId: "startAgentflow_0",
+    nodeLabel: "Start",
+    data: { id: "startAgentflow_0", name: "startAgentflow", input: { question }, output: { question }, state: {} },
+    previousNodeIds: [],
+    status: "FINISHED",
+  };
+  const agent = {
+    nodeId: "agentAgentflow_0",
+    nodeLabel: "Agent 0",
+    data: {
+      id: "agentAgentflow_0",
+      name: "agentAgentflow",
+      input: {
+        messages: [{ role: "user", content: question }],
+        agentModel: "chatOpenAI",
+        agentModelConfig: { modelName: "gpt-4o-mini", temperature: 0.9, FLOWISE_CREDENTIAL_ID: "4c1d0a4e-credential" },
+      },
+      output: { content: text, usedTools, sourceDocuments, usageMetadata },
+      state: {},
+      chatHistory: [{ role: "user", content: question }, { role: "assistant", content: text, name: "agent_0" }],
+    },
+    previousNodeIds: ["startAgentflow_0"],
+    status: "FINISHED",
+  };
+  const step = (node) => ({ nodeId: node.nodeId, nodeLabel: node.nodeLabel });
+
+  emit("agentFlowEvent", "INPROGRESS");
+  emit("nextAgentFlow", { ...step(start), status: "INPROGRESS" });
+  emit("nextAgentFlow", { ...step(start), status: "FINISHED" });
+  emit("agentFlowExecutedData", [start]);
+  emit("nextAgentFlow", { ...step(agent), status: "INPROGRESS" });
+  emit("calledTools", [{ name: "calculator", args: { expression: "6 * 7" }, id: "call_0", type: "tool_call" }]);
+  emit("usedTools", usedTools);
+  emit("sourceDocuments", sourceDocuments);
+  for (const t of tokens) emit("token", t);
+  emit("usageMetadata", usageMetadata);
+  emit("nextAgentFlow", { ...step(agent), status: "FINISHED" });
+  emit("agentFlowExecutedData", [start, agent]);
+  emit("agentFlowEvent", "FINISHED");
+  return { text, executedData: [start, agent] };
+}
+
+/** A deep copy without FLOWISE_CREDENTIAL_ID members, as 3.x strips them from the answer's executed data. */
+function withoutCredentialIds(value) {
+  if (Array.isArray(value)) return value.map(withoutCredentialIds);
+  if (value && typeof value === "object") {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) if (k !== "FLOWISE_CREDENTIAL_ID") out[k] = withoutCredentialIds(v);
+    return out;
+  }
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,8 +689,8 @@ async function runTokens({ chatflowId, chatId, question, overrideConfig, emit })
 /** `streaming: true` as JSON, or the string "true" (multipart and urlencoded fields), as the upstream accepts. */
 const wantsStreaming = (body) => body.streaming === true || body.streaming === "true";
 
-/** Written with `message` without its colon, as 2.1.0 to 3.1.0 did, so clients meet that quirk too. */
-const SSE_LEGACY_MESSAGE = new Set(["end", "abort", "error"]);
+/** Written with `message` without its colon, as 2.1.0 to 3.1.0 did (3.1.4 writes the colon everywhere). */
+const SSE_LEGACY_MESSAGE = V3 ? new Set() : new Set(["end", "abort", "error"]);
 
 /** One block of the upstream's wire format: `message:\ndata:{"event":...,"data":...}\n\n`. */
 function sseBlock(event, data) {
@@ -395,40 +712,85 @@ function sseValue(value) {
 /** Thrown by an SSE write once the client has gone, to stop the flow that was writing. */
 const CLIENT_GONE = new Error("SSE client gone");
 
+/** Open SSE prediction responses, which 3.x's heartbeat timer writes to. */
+const openStreams = new Set();
+let heartbeatsSent = 0;
+let heartbeatTimer = null;
+
+/** 3.1.2+: one timer for the whole server writes `:heartbeat` to every open stream (HEARTBEAT_MS). */
+function startHeartbeat() {
+  clearInterval(heartbeatTimer);
+  heartbeatTimer = null;
+  if (!V3 || config.heartbeatMs <= 0) return;
+  heartbeatTimer = setInterval(() => {
+    for (const res of openStreams) {
+      if (res.destroyed || res.writableEnded) continue;
+      res.write(":heartbeat\n\n");
+      heartbeatsSent++;
+    }
+  }, config.heartbeatMs);
+  heartbeatTimer.unref();
+}
+startHeartbeat();
+
 /**
- * The SSE answer to a streaming prediction: 200 text/event-stream, the chatflow's events as blocks,
- * a `:heartbeat` comment after the first block, then `metadata` and `end` ("[DONE]"). Failures
- * after the headers (the `error` chatflow, a missing question) are an `error` event then `end`, as
- * the upstream answers even an unauthorised streaming call.
+ * Starts an SSE answer: 200 text/event-stream, headers flushed at once. Returns `write(event, data)`
+ * (throws CLIENT_GONE once the client has left) and `finish()`. Before 3.x one `:heartbeat` comment
+ * follows the first block, so every client meets one; 3.x has its timer instead.
  */
-async function ssePrediction(res, { chatflowId, chatId, question, overrideConfig }) {
+function openSse(res) {
   res.status(200);
   res.setHeader("Content-Type", "text/event-stream");
   res.setHeader("Cache-Control", "no-cache");
   res.setHeader("Connection", "keep-alive");
   res.setHeader("X-Accel-Buffering", "no");
   res.flushHeaders();
+  openStreams.add(res);
+  res.on("close", () => openStreams.delete(res));
 
-  let heartbeat = true;
+  let heartbeat = !V3;
   const write = (event, data) => {
     if (res.destroyed || res.writableEnded) throw CLIENT_GONE;
     res.write(sseBlock(event, data));
     if (heartbeat) {
       heartbeat = false;
-      res.write(":heartbeat\n\n"); // from 3.1.2 one comes every 30 s; here once, mid-stream
+      res.write(":heartbeat\n\n");
     }
   };
   const finish = () => {
+    openStreams.delete(res);
     if (!res.destroyed && !res.writableEnded) res.end();
   };
+  return { write, finish };
+}
 
+/** A streaming call that fails before its flow runs: 200, `error`, `end`, as the upstream answers it. */
+function sseFailure(res, message) {
+  const { write, finish } = openSse(res);
+  try {
+    write("error", message);
+    write("end", "[DONE]");
+  } catch (err) {
+    if (err !== CLIENT_GONE) throw err;
+  }
+  finish();
+}
+
+/**
+ * The SSE answer to a streaming prediction: 200 text/event-stream, the chatflow's events as blocks,
+ * then `metadata` and `end` ("[DONE]"). Failures after the headers (the `error` chatflow, a missing
+ * question) are an `error` event then `end`, as the upstream answers even an unauthorised streaming call.
+ */
+async function ssePrediction(res, { chatflowId, chatId, question, overrideConfig }) {
+  const { write, finish } = openSse(res);
   try {
     if (chatflowId === "error" || typeof question !== "string") {
-      write("error", chatflowId === "error" ? "Flow failed: boom" : "question is missing");
+      write("error", flowError(chatflowId === "error" ? "Flow failed: boom" : "question is missing"));
       write("end", "[DONE]");
       return finish();
     }
 
+    const metadata = { chatId, chatMessageId: crypto.randomUUID(), question, sessionId: chatId, memoryType: "Buffer Memory" };
     switch (chatflowId) {
       case "all-events":
         // An SSE event carries one value: entries with none (the file's end, abort, noArgs) or several
@@ -438,29 +800,28 @@ async function ssePrediction(res, { chatflowId, chatId, question, overrideConfig
       case "echo-question":
         write("token", question);
         break;
-      case "tokens": {
-        let aborted = false;
-        await runTokens({
-          chatflowId,
-          chatId,
-          question,
-          overrideConfig,
-          emit: (name, ...args) => {
-            if (name === "end") return; // the stream ends with metadata and end below
-            if (name === "abort") {
-              aborted = true;
-              return write("abort", "[DONE]");
-            }
-            write(name, args[0]);
-          },
-        });
-        if (aborted) return finish(); // like the upstream: abort, then the response ends
+      case "tokens":
+      case "demo": {
+        // `end` is left to the stream's close below; `abort` ends the response there, as upstream.
+        const emit = (name, ...args) => (name === "end" ? undefined : write(name, name === "abort" ? "[DONE]" : args[0]));
+        const { aborted } =
+          chatflowId === "demo"
+            ? await runDemo({ chatId, question, overrideConfig, emit })
+            : await streamTokens({ chatflowId, chatId, ...tokensOptions(question, overrideConfig), emit });
+        if (aborted) return finish();
         break;
       }
+      case "agentflow":
+        runAgentflow({ question, emit: write });
+        // An agentflow has no memory node, and its follow-up prompts travel as the JSON text 3.x stores.
+        delete metadata.memoryType;
+        metadata.followUpPrompts = JSON.stringify(AGENTFLOW_FOLLOW_UP_PROMPTS);
+        break;
     }
 
     await waitWhileStalled();
-    write("metadata", { chatId, chatMessageId: crypto.randomUUID(), question, sessionId: chatId, memoryType: "Buffer Memory" });
+    await slowMetadata(overrideConfig);
+    write("metadata", metadata);
     write("end", "[DONE]");
     finish();
   } catch (err) {
@@ -586,7 +947,14 @@ async function start() {
   connections = conns;
   port = server.address().port;
   process.stdout.write(`LISTENING ${port}\n`);
+  if (!announced) {
+    // For a person starting it by hand as a stand-in; stdout stays the fixtures' one line.
+    announced = true;
+    const era = V3 ? "3.x (SSE)" : SSE_MODE ? "2.2.5+ (SSE)" : "1.x/2.0 (Socket.IO)";
+    console.error(`TROM.AI stand-in, ${era}, at http://${HOST}:${port}/ with chatflows: ${[...KNOWN_CHATFLOWS].join(", ")}`);
+  }
 }
+let announced = false;
 
 /** Closes socket.io and the http server, dropping every connection at once. */
 async function stop() {
