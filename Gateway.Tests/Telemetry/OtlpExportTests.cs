@@ -62,7 +62,8 @@ public sealed class OtlpExportTests(TelemetryTests.UpstreamFixture fixture)
         await using var collector = await OtlpReceiver.StartAsync(grpc: false);
         var gateway = await StartGatewayAsync(collector, "HttpProtobuf");
         string traceId;
-        await using (var connection = await HubClients.StartAsync(gateway.HubUrl))
+        const string secret = "a-token-in-the-websocket-query";
+        await using (var connection = await HubClients.StartAsync(gateway.HubUrl, new WebSocketConnectionFactory(query: new Dictionary<string, string> { ["access_token"] = secret })))
         {
             using var listening = ListenToTheTestAndSignalRClient();
             using (var root = TestSource.StartActivity("Predict")!)
@@ -86,6 +87,8 @@ public sealed class OtlpExportTests(TelemetryTests.UpstreamFixture fixture)
         Assert.Equal("POST", upstream.Attributes["http.request.method"]);
         Assert.Equal("200", upstream.Attributes["http.response.status_code"]);
         AssertNamesNoUpstreamAddress(collector);
+        Assert.Contains(Spans(collector), span => span.Attributes.GetValueOrDefault("url.query") == "?access_token=Redacted"); // the hub's WebSocket request
+        Assert.DoesNotContain(collector.Exports, export => export.Contains(secret));
     }
 
     [Fact]
@@ -100,12 +103,13 @@ public sealed class OtlpExportTests(TelemetryTests.UpstreamFixture fixture)
             traceId = root.TraceId.ToHexString();
             using var response = await gateway.Http.PostAsJsonAsync("api/v1/prediction/echo-question", new { question = "Hi" });
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await PrometheusScrape.GetAsync(gateway.Http)).Status); // in the same trace, but not traced
         }
 
         await gateway.DisposeAsync();
 
         var trace = Spans(collector).Where(span => span.TraceId == traceId).ToList();
-        var request = Assert.Single(trace, span => span.Kind == OtlpSpan.SpanKind.Server);
+        var request = Assert.Single(trace, span => span.Kind == OtlpSpan.SpanKind.Server); // the prediction's, not the scrape's
         var prediction = Assert.Single(trace, span => span.Name == GatewayActivity.PredictionName);
         var upstream = Assert.Single(trace, span => span.ParentSpanId == prediction.SpanId);
         Assert.Equal(request.SpanId, prediction.ParentSpanId);
