@@ -34,6 +34,7 @@ internal sealed partial class PredictionStreams(
         BridgedConnection connection, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var running = drain.TrackPrediction(); // a drain lets it finish
+        using var trace = Telemetry.GatewayActivity.StartPrediction(chatflowId); // the upstream call's span is its child
         var stream = connection.Session is { } session
             ? OverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
             : OverSseAsync(connection.Caller, chatflowId, request, cancellationToken);

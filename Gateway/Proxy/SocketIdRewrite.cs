@@ -41,6 +41,7 @@ internal sealed class SocketIdRewrite(
         }
 
         using var running = drain.TrackPrediction(); // a drain lets it finish
+        using var trace = GatewayActivity.StartPrediction(context.GetRouteValue("id") as string); // the proxied call's span is its child
         var contentType = context.Request.ContentType;
         var isJson = contentType is not null && MediaTypeHeaderValue.TryParse(contentType, out var media)
             && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
 
 namespace TromAi.Gateway.Telemetry;
@@ -23,6 +24,26 @@ internal sealed class GatewayMetrics
     private static readonly KeyValuePair<string, object?> Connecting = new("state", "connecting");
     private static readonly KeyValuePair<string, object?> Connected = new("state", "connected");
     private static readonly KeyValuePair<string, object?> Reconnecting = new("state", "reconnecting");
+
+    /// <summary>
+    /// The event names of tromai-protocol.md (both eras), the gateway's own notifications, and
+    /// <see cref="Other"/> for the rest.
+    /// </summary>
+    internal static readonly string[] EventNames =
+    [
+        "start", "token", "end", "sourceDocuments", "tool", "usedTools", "calledTools", "fileAnnotations",
+        "agentReasoning", "nextAgent", "nextAgentFlow", "agentFlowExecutedData", "agentFlowEvent", "abort",
+        "action", "thinking", "artifacts", "metadata", "usageMetadata", "error",
+        "tts_start", "tts_data", "tts_end", "tts_abort",
+        "gateway:upstream-lost", "gateway:upstream-restored", "gateway:draining",
+        Other,
+    ];
+
+    // Looked up, not compared: the tag then holds our interned constant, never the caller's string,
+    // and the lookup neither allocates nor grows.
+    private static readonly FrozenSet<string> KnownEventNames = EventNames.ToFrozenSet(StringComparer.Ordinal);
+    private static readonly FrozenSet<string> KnownOutcomes = RewriteOutcome.All.ToFrozenSet(StringComparer.Ordinal);
+    private static readonly FrozenSet<string> KnownReasons = RejectReason.All.ToFrozenSet(StringComparer.Ordinal);
 
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _upstreamSessions;
@@ -101,6 +122,38 @@ internal sealed class GatewayMetrics
     /// <summary>The gateway refused something; <paramref name="reason"/> is one of <see cref="RejectReason"/>.</summary>
     public void Rejected(string reason) => _rejects.Add(1, new KeyValuePair<string, object?>("reason", KnownReason(reason)));
 
+    /// <summary>
+    /// Every series the gateway can report, at 0: a fresh instance then answers "nothing happened"
+    /// instead of "no data", so an alert on a rate or a ratio works from the first scrape. Called
+    /// once the collector listens (<see cref="GatewaySeriesAtZero"/>); adding 0 changes no value.
+    /// The latency histogram is left out: a histogram series exists only once something was
+    /// measured, and a made-up sample would show in its count and quantiles.
+    /// </summary>
+    public void ReportZeros()
+    {
+        _sessions.Add(0);
+        _queueDepth.Add(0);
+        foreach (var state in (ReadOnlySpan<KeyValuePair<string, object?>>)[Connecting, Connected, Reconnecting])
+        {
+            _upstreamSessions.Add(0, state);
+        }
+
+        foreach (var name in EventNames)
+        {
+            _eventsRelayed.Add(0, new KeyValuePair<string, object?>("event", name));
+        }
+
+        foreach (var outcome in RewriteOutcome.All)
+        {
+            _rewrites.Add(0, new KeyValuePair<string, object?>("outcome", outcome));
+        }
+
+        foreach (var reason in RejectReason.All)
+        {
+            _rejects.Add(0, new KeyValuePair<string, object?>("reason", reason));
+        }
+    }
+
     private static KeyValuePair<string, object?> StateTag(UpstreamState state) => state switch
     {
         UpstreamState.Connecting => Connecting,
@@ -108,67 +161,11 @@ internal sealed class GatewayMetrics
         _ => Reconnecting,
     };
 
-    /// <summary>
-    /// The event names of tromai-protocol.md (both eras) and the gateway's own notifications, as
-    /// string literals: the tag then holds an interned constant, never the caller's string.
-    /// </summary>
-    internal static string KnownEventName(string name) => name switch
-    {
-        "start" => "start",
-        "token" => "token",
-        "end" => "end",
-        "sourceDocuments" => "sourceDocuments",
-        "tool" => "tool",
-        "usedTools" => "usedTools",
-        "calledTools" => "calledTools",
-        "fileAnnotations" => "fileAnnotations",
-        "agentReasoning" => "agentReasoning",
-        "nextAgent" => "nextAgent",
-        "nextAgentFlow" => "nextAgentFlow",
-        "agentFlowExecutedData" => "agentFlowExecutedData",
-        "agentFlowEvent" => "agentFlowEvent",
-        "abort" => "abort",
-        "action" => "action",
-        "thinking" => "thinking",
-        "artifacts" => "artifacts",
-        "metadata" => "metadata",
-        "usageMetadata" => "usageMetadata",
-        "error" => "error",
-        "tts_start" => "tts_start",
-        "tts_data" => "tts_data",
-        "tts_end" => "tts_end",
-        "tts_abort" => "tts_abort",
-        "gateway:upstream-lost" => "gateway:upstream-lost",
-        "gateway:upstream-restored" => "gateway:upstream-restored",
-        "gateway:draining" => "gateway:draining",
-        _ => Other,
-    };
+    internal static string KnownEventName(string name) => KnownEventNames.TryGetValue(name, out var known) ? known : Other;
 
-    private static string KnownOutcome(string outcome) => outcome switch
-    {
-        RewriteOutcome.Rewritten => RewriteOutcome.Rewritten,
-        RewriteOutcome.Unchanged => RewriteOutcome.Unchanged,
-        RewriteOutcome.Reconnecting => RewriteOutcome.Reconnecting,
-        RewriteOutcome.Streamed => RewriteOutcome.Streamed,
-        _ => Other,
-    };
+    private static string KnownOutcome(string outcome) => KnownOutcomes.TryGetValue(outcome, out var known) ? known : Other;
 
-    private static string KnownReason(string reason) => reason switch
-    {
-        RejectReason.Backlog => RejectReason.Backlog,
-        RejectReason.ConnectionLimit => RejectReason.ConnectionLimit,
-        RejectReason.IpConnectionLimit => RejectReason.IpConnectionLimit,
-        RejectReason.ConnectRate => RejectReason.ConnectRate,
-        RejectReason.RequestRate => RejectReason.RequestRate,
-        RejectReason.BodyTooLarge => RejectReason.BodyTooLarge,
-        RejectReason.InvalidBody => RejectReason.InvalidBody,
-        RejectReason.MessageTooLarge => RejectReason.MessageTooLarge,
-        RejectReason.UpstreamUnavailable => RejectReason.UpstreamUnavailable,
-        RejectReason.UpstreamTimeout => RejectReason.UpstreamTimeout,
-        RejectReason.Unauthorized => RejectReason.Unauthorized,
-        RejectReason.Draining => RejectReason.Draining,
-        _ => Other,
-    };
+    private static string KnownReason(string reason) => KnownReasons.TryGetValue(reason, out var known) ? known : Other;
 
     /// <summary>The <c>outcome</c> tag of <c>tromai.gateway.rewrites</c>.</summary>
     public static class RewriteOutcome
@@ -184,6 +181,9 @@ internal sealed class GatewayMetrics
 
         /// <summary>SSE mode: asked upstream with <c>streaming: true</c> and relayed to the connection.</summary>
         public const string Streamed = "streamed";
+
+        /// <summary>Every value of the tag, <see cref="Other"/> included.</summary>
+        internal static readonly string[] All = [Rewritten, Unchanged, Reconnecting, Streamed, Other];
     }
 
     /// <summary>The <c>reason</c> tag of <c>tromai.gateway.rejects</c>.</summary>
@@ -217,5 +217,12 @@ internal sealed class GatewayMetrics
 
         /// <summary>Refused because this instance is shutting down.</summary>
         public const string Draining = "draining";
+
+        /// <summary>Every value of the tag, <see cref="Other"/> included.</summary>
+        internal static readonly string[] All =
+        [
+            Backlog, ConnectionLimit, IpConnectionLimit, ConnectRate, RequestRate, BodyTooLarge, InvalidBody,
+            MessageTooLarge, UpstreamUnavailable, UpstreamTimeout, Unauthorized, Draining, Other,
+        ];
     }
 }

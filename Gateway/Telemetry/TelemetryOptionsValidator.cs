@@ -19,6 +19,16 @@ internal sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOpti
         {
             failures.Add($"{section}OtlpEndpoint must be an absolute http:// or https:// URL (got '{endpoint}').");
         }
+        else if (options.OtlpEndpoint?.AbsolutePath.TrimEnd('/') is { } path
+            && (path.EndsWith("/v1/metrics", StringComparison.Ordinal) || path.EndsWith("/v1/traces", StringComparison.Ordinal)))
+        {
+            failures.Add($"{section}OtlpEndpoint is the collector's address, without a signal's path: over HttpProtobuf the gateway adds /v1/metrics and /v1/traces itself (got '{options.OtlpEndpoint}').");
+        }
+
+        if (!Enum.IsDefined(options.OtlpProtocol))
+        {
+            failures.Add($"{section}OtlpProtocol must be Grpc or HttpProtobuf (got {options.OtlpProtocol}).");
+        }
 
         if (options.OtlpExportInterval <= TimeSpan.Zero || options.OtlpExportInterval.TotalMilliseconds > int.MaxValue)
         {
