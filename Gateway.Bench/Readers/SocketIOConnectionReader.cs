@@ -9,10 +9,12 @@ internal sealed class SocketIOConnectionReader : CountingReader, ISocketIOListen
 
     public override string SocketId => _connection!.SocketId;
 
-    public static async Task<SocketIOConnectionReader> ConnectAsync(Uri upstream, CancellationToken cancellationToken)
+    /// <param name="heldBufferBytes">0: zero-byte reads; else the buffer each connection holds (<see cref="SocketIOConnectionOptions.HeldReceiveBufferBytes"/>).</param>
+    public static async Task<SocketIOConnectionReader> ConnectAsync(Uri upstream, int heldBufferBytes, CancellationToken cancellationToken)
     {
         var reader = new SocketIOConnectionReader();
-        reader._connection = await SocketIOConnection.ConnectAsync(upstream, reader, null, cancellationToken);
+        var options = new SocketIOConnectionOptions { HeldReceiveBufferBytes = heldBufferBytes };
+        reader._connection = await SocketIOConnection.ConnectAsync(upstream, reader, options, cancellationToken);
         return reader;
     }
 

@@ -14,12 +14,21 @@ namespace TromAi.Gateway.Bench.Scenarios;
 /// The upstream leg's reader alone, in the bench's own process: SocketIOClient 3.0.6 as the gateway uses it today
 /// against the gateway's own <c>SocketIOConnection</c>, on the same streams of the same upstream. What each costs
 /// per received event: bytes allocated and CPU time of this process (the bench does nothing else meanwhile but
-/// post the streams). Runs A B B A, so load that drifts during the run falls on both alike.
+/// post the streams). Ours runs twice, waiting with zero-byte reads (its default) and with a held 1 KB buffer. Runs
+/// A B C C B A, so load that drifts during the run falls on all alike.
 /// </summary>
 internal static class ReaderScenario
 {
     // The gateway's whole budget per relayed event (issue 12): the reader alone must fit well inside it.
     private const double AllocatedBytesTarget = 200;
+    private const int HeldBufferBytes = 1024;
+
+    private enum Reader
+    {
+        SocketIOClient,
+        ZeroByteReads,
+        HeldBuffer,
+    }
 
     public static async Task<ScenarioResult> RunAsync(BenchEnvironment environment, BenchOptions options, CancellationToken cancellationToken)
     {
@@ -29,50 +38,51 @@ internal static class ReaderScenario
         var warmup = options.Warmup ?? 3;
         var tokens = (int)Math.Ceiling(rate * duration);
 
-        var own = new List<ReaderRun>();
-        var stock = new List<ReaderRun>();
-        foreach (var ownFirst in new[] { true, false })
+        var runs = new Dictionary<Reader, List<ReaderRun>> { [Reader.SocketIOClient] = [], [Reader.ZeroByteReads] = [], [Reader.HeldBuffer] = [] };
+        foreach (var reader in (Reader[])[Reader.ZeroByteReads, Reader.SocketIOClient, Reader.HeldBuffer, Reader.HeldBuffer, Reader.SocketIOClient, Reader.ZeroByteReads])
         {
-            foreach (var isOwn in ownFirst ? new[] { true, false } : [false, true])
-            {
-                var run = await RunReaderAsync(environment, isOwn, sessions, rate, tokens, warmup, cancellationToken);
-                (isOwn ? own : stock).Add(run);
-            }
+            runs[reader].Add(await RunReaderAsync(environment, reader, sessions, rate, tokens, warmup, cancellationToken));
         }
 
-        var o = ReaderRun.Combine(own);
-        var s = ReaderRun.Combine(stock);
+        var o = ReaderRun.Combine(runs[Reader.ZeroByteReads]);
+        var h = ReaderRun.Combine(runs[Reader.HeldBuffer]);
+        var s = ReaderRun.Combine(runs[Reader.SocketIOClient]);
         return new ScenarioResult(
             "reader",
-            Invariant($"upstream reader alone, in-process: {sessions} sessions × {rate:0.##} tok/s × {duration:0.##} s, runs A B B A (+{warmup:0.##} s warm-up each)"),
+            Invariant($"upstream reader alone, in-process: {sessions} sessions × {rate:0.##} tok/s × {duration:0.##} s, runs A B C C B A (+{warmup:0.##} s warm-up each)"),
             Invariant($"SocketIOClient 3.0.6: {Bytes(s.BytesPerEvent)}/event, {Ms(s.CpuSecondsPerMillionEvents)} CPU-s/M events; {s.Integrity}"),
-            Invariant($"SocketIOConnection: {Bytes(o.BytesPerEvent)}/event, {Ms(o.CpuSecondsPerMillionEvents)} CPU-s/M events; {o.Integrity}"),
-            Invariant($"allocated ×{Ratio(o.BytesPerEvent / s.BytesPerEvent)}, CPU ×{Ratio(o.CpuSecondsPerMillionEvents / s.CpuSecondsPerMillionEvents)} (own ÷ SocketIOClient)"),
+            Invariant($"SocketIOConnection, zero-byte reads: {Bytes(o.BytesPerEvent)}/event, {Ms(o.CpuSecondsPerMillionEvents)} CPU-s/M events; {o.Integrity} · held {HeldBufferBytes} B buffer: {Bytes(h.BytesPerEvent)}/event, {Ms(h.CpuSecondsPerMillionEvents)} CPU-s/M events; {h.Integrity}"),
+            Invariant($"allocated ×{Ratio(o.BytesPerEvent / s.BytesPerEvent)} / ×{Ratio(h.BytesPerEvent / s.BytesPerEvent)}, CPU ×{Ratio(o.CpuSecondsPerMillionEvents / s.CpuSecondsPerMillionEvents)} / ×{Ratio(h.CpuSecondsPerMillionEvents / s.CpuSecondsPerMillionEvents)} (zero-byte / held ÷ SocketIOClient)"),
             Invariant($"own reader ≤ {AllocatedBytesTarget:0} B/event"),
-            o.Intact && s.Intact && o.BytesPerEvent <= AllocatedBytesTarget,
+            o.Intact && h.Intact && s.Intact && o.BytesPerEvent <= AllocatedBytesTarget,
             new JsonObject
             {
                 ["sessions"] = sessions,
                 ["tokensPerSecond"] = rate,
                 ["durationS"] = duration,
-                ["socketIOClient"] = s.ToJson(stock),
-                ["socketIOConnection"] = o.ToJson(own),
-                ["lostEvents"] = o.Lost + s.Lost,
+                ["socketIOClient"] = s.ToJson(runs[Reader.SocketIOClient]),
+                ["socketIOConnection"] = o.ToJson(runs[Reader.ZeroByteReads]),
+                ["socketIOConnectionHeldBuffer"] = h.ToJson(runs[Reader.HeldBuffer]),
+                ["heldBufferBytes"] = HeldBufferBytes,
+                ["lostEvents"] = o.Lost + h.Lost + s.Lost,
             });
     }
 
     private static async Task<ReaderRun> RunReaderAsync(
-        BenchEnvironment environment, bool own, int sessionCount, double rate, int tokens, double warmup, CancellationToken cancellationToken)
+        BenchEnvironment environment, Reader kind, int sessionCount, double rate, int tokens, double warmup, CancellationToken cancellationToken)
     {
-        var name = own ? "SocketIOConnection" : "SocketIOClient";
+        var name = kind.ToString();
         environment.Log.WriteLine($"# reader/{name}: connecting {sessionCount} sessions");
         var readers = new CountingReader[sessionCount];
         try
         {
             await Parallel.ForAsync(0, sessionCount, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (i, token) =>
-                readers[i] = own
-                    ? await SocketIOConnectionReader.ConnectAsync(environment.Upstream.BaseUrl, token)
-                    : await SocketIOClientReader.ConnectAsync(environment.Upstream.BaseUrl, token));
+                readers[i] = kind switch
+                {
+                    Reader.SocketIOClient => await SocketIOClientReader.ConnectAsync(environment.Upstream.BaseUrl, token),
+                    Reader.ZeroByteReads => await SocketIOConnectionReader.ConnectAsync(environment.Upstream.BaseUrl, 0, token),
+                    _ => await SocketIOConnectionReader.ConnectAsync(environment.Upstream.BaseUrl, HeldBufferBytes, token),
+                });
 
             if (warmup > 0)
             {

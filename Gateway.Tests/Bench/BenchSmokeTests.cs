@@ -126,7 +126,7 @@ public sealed class BenchSmokeTests
     {
         var result = await RunAsync("reader", "--sessions", "2", "--rate", "50", "--duration", "1", "--warmup", "0");
 
-        foreach (var reader in new[] { "socketIOClient", "socketIOConnection" })
+        foreach (var reader in new[] { "socketIOClient", "socketIOConnection", "socketIOConnectionHeldBuffer" })
         {
             var outcome = result.GetProperty(reader);
             Assert.Equal(2 * 2 * (50 + 2), outcome.GetProperty("events").GetInt64()); // two runs of two streams: start, 50 tokens, end

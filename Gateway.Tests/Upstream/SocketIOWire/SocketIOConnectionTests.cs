@@ -26,11 +26,14 @@ public sealed class SocketIOConnectionTests : IAsyncLifetime
         Assert.Equal([connection.SocketId], sockets.GetProperty("ids").EnumerateArray().Select(id => id.GetString()));
     }
 
-    [Fact]
-    public async Task Every_event_of_the_all_events_chatflow_arrives_in_order_with_its_arguments_as_sent()
+    [Theory]
+    [InlineData(0)] // zero-byte reads, the default
+    [InlineData(16)] // a held buffer smaller than most frames: every message continues in a rented one
+    [InlineData(1024)]
+    public async Task Every_event_of_the_all_events_chatflow_arrives_in_order_with_its_arguments_as_sent(int heldBufferBytes)
     {
         var listener = new RecordingListener();
-        await using var connection = await ConnectAsync(listener);
+        await using var connection = await ConnectAsync(listener, heldBufferBytes);
 
         var (status, _) = await Predictions.PostAsync(_upstream.Http, "all-events", new { question = "q", socketIOClientId = connection.SocketId });
         Assert.Equal(HttpStatusCode.OK, status);
@@ -63,12 +66,14 @@ public sealed class SocketIOConnectionTests : IAsyncLifetime
         Assert.Equal("""[{"name":"blob.bin","data":"AAEC+v8="}]""", RecordingListener.ArgsJson(events.Single(e => e.Name == "binaryEvent").Args));
     }
 
-    [Fact]
-    public async Task A_stream_of_ten_thousand_tokens_at_full_speed_arrives_complete_and_in_order()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1024)]
+    public async Task A_stream_of_ten_thousand_tokens_at_full_speed_arrives_complete_and_in_order(int heldBufferBytes)
     {
         const int count = 10_000;
         var listener = new RecordingListener();
-        await using var connection = await ConnectAsync(listener);
+        await using var connection = await ConnectAsync(listener, heldBufferBytes);
 
         var (status, _) = await Predictions.PostAsync(_upstream.Http, "tokens", new { question = "t", socketIOClientId = connection.SocketId, overrideConfig = new { count } });
         Assert.Equal(HttpStatusCode.OK, status);
@@ -172,8 +177,8 @@ public sealed class SocketIOConnectionTests : IAsyncLifetime
         Assert.Contains("did not open", error.Message);
     }
 
-    private Task<SocketIOConnection> ConnectAsync(RecordingListener listener) =>
-        SocketIOConnection.ConnectAsync(_upstream.BaseUrl, listener, null, CancellationToken.None).WaitAsync(Timeout);
+    private Task<SocketIOConnection> ConnectAsync(RecordingListener listener, int heldBufferBytes = 0) =>
+        SocketIOConnection.ConnectAsync(_upstream.BaseUrl, listener, new SocketIOConnectionOptions { HeldReceiveBufferBytes = heldBufferBytes }, CancellationToken.None).WaitAsync(Timeout);
 }
 
 internal static class HttpClientJsonExtensions

@@ -184,20 +184,33 @@ internal sealed class SocketIOConnection : IAsyncDisposable
         string? reason = null;
         try
         {
+            // Zero-byte reads (the default) hold no buffer while idle; a small held buffer takes a token in one read.
+            var held = _options.HeldReceiveBufferBytes > 0 ? new byte[_options.HeldReceiveBufferBytes] : null;
             while (Volatile.Read(ref _closeReason) is null)
             {
-                // A zero-byte read waits for the next message without holding a buffer while idle.
-                var first = await _socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                var first = await _socket.ReceiveAsync(held is null ? Memory<byte>.Empty : held.AsMemory(), CancellationToken.None);
                 if (first.MessageType == WebSocketMessageType.Close)
                 {
                     reason = $"the upstream closed the WebSocket ({_socket.CloseStatus}{(string.IsNullOrEmpty(_socket.CloseStatusDescription) ? "" : ": " + _socket.CloseStatusDescription)})";
                     break;
                 }
 
-                var buffer = ArrayPool<byte>.Shared.Rent(FirstBufferBytes);
+                if (held is not null && first.EndOfMessage)
+                {
+                    var heldReply = Dispatch(first.MessageType, held.AsSpan(0, first.Count));
+                    if (heldReply is not null)
+                    {
+                        await SendAsync(heldReply, CancellationToken.None);
+                    }
+
+                    continue;
+                }
+
+                var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(FirstBufferBytes, first.Count * 2));
                 try
                 {
-                    var count = 0;
+                    var count = first.Count;
+                    held?.AsSpan(0, count).CopyTo(buffer);
                     var result = first;
                     while (!result.EndOfMessage)
                     {
@@ -210,9 +223,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
                         count += result.Count;
                     }
 
-                    var reply = first.MessageType == WebSocketMessageType.Text
-                        ? OnText(buffer.AsSpan(0, count))
-                        : OnBinary(buffer.AsSpan(0, count));
+                    var reply = Dispatch(first.MessageType, buffer.AsSpan(0, count));
                     if (reply is not null)
                     {
                         await SendAsync(reply, CancellationToken.None);
@@ -242,6 +253,9 @@ internal sealed class SocketIOConnection : IAsyncDisposable
             Finish(reason ?? "the connection ended");
         }
     }
+
+    private byte[]? Dispatch(WebSocketMessageType type, ReadOnlySpan<byte> message) =>
+        type == WebSocketMessageType.Text ? OnText(message) : OnBinary(message);
 
     private byte[] Grow(byte[] buffer, int count)
     {
