@@ -7,21 +7,24 @@ internal sealed record BenchOptions
 {
     public const string Usage = """
         usage: Gateway.Bench <scenario> [options]
-          scenarios: latency | throughput | memory | connect | rest | all
+          scenarios: latency | throughput | memory | connect | rest | reader | capacity | all
                      (all: each with its defaults; only --upstream, --gateway, --gateway-pid, --gateway-env, --json apply)
-          --sessions N        sessions per path (latency 200, throughput 100)
-          --rate X            latency: tokens/s per session (50); throughput: first aggregate events/s (5000);
+          --sessions N        sessions per path (latency 200, throughput 100, reader 100)
+          --rate X            latency: tokens/s per session (50); throughput: first aggregate events/s (5000); reader: tokens/s per session (100);
                               connect: connects/s (50); memory: tokens/s per session while streaming (1)
-          --duration S        measured seconds (latency 20, throughput 5 per step, connect 10, memory 15 streaming)
-          --warmup S          seconds of streaming on each path before measuring (latency 3, throughput 3)
+          --duration S        measured seconds (latency 20, throughput 5 per step, connect 10, memory 15 streaming, reader 10 per run,
+                              capacity 10 per step)
+          --warmup S          seconds of streaming on each path before measuring (latency 3, throughput 3, reader 3)
           --max-rate X        throughput: stop raising at this aggregate events/s (1000000)
           --p99-limit MS      throughput: a step fails when p99 passes this (100)
           --refine N          throughput: bisection steps after the first failing rate (2)
-          --steps A,B,C       memory: idle bridged sessions to hold (1000,5000,10000); capped by the fd limit
+          --steps A,B,C       memory: idle bridged sessions to hold (1000,5000,10000); capped by the fd limit;
+                              capacity: bridged sessions at 1 event/s each (500,1000,2000,3000,4000,6000,8000,10000)
           --settle S          memory: seconds to let the gateway settle before each reading (3)
           --post-via P        memory: where streams are requested, upstream (default) or gateway
           --requests N        rest: requests per path (5000, after 2000 warm-up)
           --concurrency N     rest: requests in flight per path (1); memory: connects in flight (64)
+          --nginx PATH|none   rest: the nginx to put beside the gateway (found on the usual paths); none leaves it out
           --upstream URL      use a running test upstream instead of starting one
           --gateway URL       use a running gateway (pointed at the same upstream) instead of starting one
           --gateway-pid PID   with --gateway: read its RSS and CPU time from /proc
@@ -46,7 +49,8 @@ internal sealed record BenchOptions
 
     public int Refine { get; init; } = 2;
 
-    public IReadOnlyList<int> Steps { get; init; } = [1000, 5000, 10000];
+    /// <summary>Null: the scenario's own (memory 1000, 5000, 10000; capacity see <see cref="Scenarios.CapacityScenario"/>).</summary>
+    public IReadOnlyList<int>? Steps { get; init; }
 
     public double Settle { get; init; } = 3;
 
@@ -55,6 +59,9 @@ internal sealed record BenchOptions
     public int Requests { get; init; } = 5000;
 
     public int? Concurrency { get; init; }
+
+    /// <summary>Null: look for nginx where Debian installs it; "none": as if it were not installed.</summary>
+    public string? Nginx { get; init; }
 
     public Uri? Upstream { get; init; }
 
@@ -69,7 +76,7 @@ internal sealed record BenchOptions
     /// <summary>The arguments as given, for the command that reproduces a row.</summary>
     public required IReadOnlyList<string> Arguments { get; init; }
 
-    public static readonly IReadOnlyList<string> Scenarios = ["latency", "throughput", "memory", "connect", "rest"];
+    public static readonly IReadOnlyList<string> Scenarios = ["latency", "throughput", "memory", "connect", "rest", "reader", "capacity"];
 
     /// <exception cref="FormatException">With a message for the user.</exception>
     public static BenchOptions Parse(IReadOnlyList<string> args)
@@ -112,6 +119,7 @@ internal sealed record BenchOptions
                 },
                 "--requests" => options with { Requests = PositiveInt(name, Value()) },
                 "--concurrency" => options with { Concurrency = PositiveInt(name, Value()) },
+                "--nginx" => options with { Nginx = Value() },
                 "--upstream" => options with { Upstream = Url(name, Value()) },
                 "--gateway" => options with { Gateway = Url(name, Value()) },
                 "--gateway-pid" => options with { GatewayPid = PositiveInt(name, Value()) },

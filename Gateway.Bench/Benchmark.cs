@@ -100,6 +100,8 @@ public static class Benchmark
             "memory" => await MemoryScenario.RunAsync(environment, options, cancellationToken),
             "connect" => await ConnectScenario.RunAsync(environment, options, cancellationToken),
             "rest" => await RestScenario.RunAsync(environment, options, cancellationToken),
+            "reader" => await ReaderScenario.RunAsync(environment, options, cancellationToken),
+            "capacity" => await CapacityScenario.RunAsync(environment, options, cancellationToken),
             var other => throw new NotSupportedException(other),
         };
     }

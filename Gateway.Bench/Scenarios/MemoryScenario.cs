@@ -48,10 +48,11 @@ internal static class MemoryScenario
         var maxSessions = (fileLimit - reserved) / (settings.PostViaGateway ? 4 : 2);
 
         // First, while the bench process holds nothing else that a collection could still reclaim.
-        var direct = await MeasureDirectAsync(environment, Math.Min(DirectSessions, Math.Min(options.Steps.Max(), maxSessions)), settings, cancellationToken);
+        var stepSizes = options.Steps ?? [1000, 5000, 10000];
+        var direct = await MeasureDirectAsync(environment, Math.Min(DirectSessions, Math.Min(stepSizes.Max(), maxSessions)), settings, cancellationToken);
 
         var steps = new List<MemoryStep>();
-        foreach (var requested in options.Steps)
+        foreach (var requested in stepSizes)
         {
             var sessions = Math.Min(requested, maxSessions);
             if (steps.Count > 0 && environment.Gateway.IsOwned)

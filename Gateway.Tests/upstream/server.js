@@ -344,7 +344,12 @@ app.get("/api/v1/chatflows-streaming/:id", (req, res) => {
 app.put("/api/v1/chatmessage/abort/:chatflowid/:chatid", (req, res) => {
   const preds = running.get(`${req.params.chatflowid}/${req.params.chatid}`);
   // The prediction notices the flag itself, emits `abort` and answers (respecting a stall).
-  if (preds) for (const p of preds) p.aborted = true;
+  if (preds) {
+    for (const p of preds) {
+      p.aborted = true;
+      p.wake?.();
+    }
+  }
   res.json({ message: "Prediction aborted", aborted: preds ? preds.size : 0 });
 });
 
@@ -537,7 +542,7 @@ async function runDemo({ chatId, question, overrideConfig, emit }) {
  */
 async function streamTokens({ chatflowId, chatId, count, rate, make, emit }) {
   const key = `${chatflowId}/${chatId}`;
-  const state = { aborted: false };
+  const state = { aborted: false, wake: null };
   if (!running.has(key)) running.set(key, new Set());
   running.get(key).add(state);
 
@@ -589,8 +594,17 @@ async function streamTokens({ chatflowId, chatId, count, rate, make, emit }) {
         if (emitted.length < due) {
           await yieldToEventLoop(); // still behind: catch up after letting others run
         } else {
+          // Sleep until the next token is due: thousands of slow streams then wake Node once per token, not
+          // every 10 ms each (which saturated it at ~10k streams of 1 token/s). An abort wakes it at once.
           const nextDue = t0 + emitted.length * period - performance.now();
-          await sleep(Math.min(10, Math.max(1, nextDue))); // wake at most every ~10 ms
+          await new Promise((resolve) => {
+            const timer = setTimeout(resolve, Math.max(1, nextDue));
+            state.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          state.wake = null;
         }
       }
     }

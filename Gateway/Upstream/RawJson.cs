@@ -1,0 +1,28 @@
+using System.Text;
+using System.Text.Json.Serialization;
+using MessagePack;
+
+namespace TromAi.Gateway.Upstream;
+
+/// <summary>
+/// One JSON value as the UTF-8 bytes it arrived in from TROM.AI, already validated by the reader
+/// that cut it out of its frame. A token arrives as bytes and leaves as bytes: SignalR's JSON hub
+/// protocol copies these (<see cref="RawJsonConverter"/>), its MessagePack protocol transcodes them
+/// in one pass (<see cref="RawJsonMessagePackFormatter"/>); nothing builds a JsonElement or a string.
+/// </summary>
+/// <remarks>
+/// The converters are attached to the type, not registered in options, so every serializer that
+/// meets the value (hub protocols, the Redis backplane, a Predict stream item) writes it the same way.
+/// </remarks>
+[JsonConverter(typeof(RawJsonConverter))]
+[MessagePackFormatter(typeof(RawJsonMessagePackFormatter))]
+internal sealed class RawJson
+{
+    /// <param name="utf8">Exactly one JSON value; the caller has validated it (it is written without another check).</param>
+    public RawJson(ReadOnlyMemory<byte> utf8) => Utf8 = utf8;
+
+    public ReadOnlyMemory<byte> Utf8 { get; }
+
+    /// <summary>For logs and test failures only: the hot path never decodes the bytes.</summary>
+    public override string ToString() => Encoding.UTF8.GetString(Utf8.Span);
+}

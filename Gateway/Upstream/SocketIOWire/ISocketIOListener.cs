@@ -1,0 +1,16 @@
+namespace TromAi.Gateway.Upstream.SocketIOWire;
+
+/// <summary>
+/// Hears what a <see cref="SocketIOConnection"/> receives. Both calls come from its one receive
+/// loop, in wire order, on the thread the socket read completed on: an implementation hands the
+/// event to its own queue and returns, because the next read waits for it.
+/// </summary>
+internal interface ISocketIOListener
+{
+    /// <param name="name">Interned for TROM.AI's known names, so comparing or tagging by it allocates nothing.</param>
+    /// <param name="args">Each a <see cref="RawJson"/>; binary attachments already inlined as base64 strings. The array is the listener's to keep.</param>
+    void OnEvent(string name, object?[] args);
+
+    /// <summary>Called once, after the last event, when a connection that had connected ends, whoever ended it.</summary>
+    void OnClosed(string reason);
+}
