@@ -19,8 +19,9 @@ public static class PlaygroundBrowser
     /// <summary>The Chromium to drive: <c>CHROMIUM</c>, or Debian's package (./test.sh installs it).</summary>
     public static string Chromium { get; } = Environment.GetEnvironmentVariable("CHROMIUM") is { Length: > 0 } path ? path : "/usr/bin/chromium";
 
-    /// <summary>Runs one scenario of the spec (<c>rest</c>, <c>predict</c>, <c>notices</c>) and returns the JSON line it prints.</summary>
-    public static async Task<JsonElement> RunAsync(string scenario, Uri gateway, Uri upstream)
+    /// <summary>Runs one scenario of the spec (see its header: <c>rest</c>, <c>predict</c>, <c>keys</c>, ...) and returns the JSON line it prints.</summary>
+    /// <param name="options">What the scenario needs besides the addresses (e.g. <c>TromAiKey</c>), as camelCase JSON.</param>
+    public static async Task<JsonElement> RunAsync(string scenario, Uri gateway, Uri upstream, object? options = null)
     {
         if (!System.IO.Directory.Exists(Path.Combine(Directory, "node_modules", "playwright-core")))
         {
@@ -32,7 +33,8 @@ public static class PlaygroundBrowser
             throw new InvalidOperationException($"No Chromium at {Chromium}: run ./test.sh (it installs Debian's chromium), or set CHROMIUM.");
         }
 
-        var start = new ProcessStartInfo("node", ["playground.spec.mjs", scenario, gateway.ToString(), upstream.ToString(), ScreenshotDirectory])
+        var start = new ProcessStartInfo("node",
+            ["playground.spec.mjs", scenario, gateway.ToString(), upstream.ToString(), ScreenshotDirectory, JsonSerializer.Serialize(options ?? new { }, JsonSerializerOptions.Web)])
         {
             WorkingDirectory = Directory,
             RedirectStandardOutput = true,

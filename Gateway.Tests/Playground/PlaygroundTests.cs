@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Tests.Fixtures;
@@ -7,7 +8,9 @@ namespace TromAi.Gateway.Tests.Playground;
 
 /// <summary>
 /// The chat page at <c>/playground/</c>, in real Chromium (Gateway.Tests/browser/playground.spec.mjs):
-/// the JavaScript SignalR client end to end, both ways of asking, abort, and the gateway's notices.
+/// the JavaScript SignalR client end to end, both ways of asking, abort, the gateway's notices, and
+/// the chatflows TROM.AI lists. Every scenario also checks, from the browser, that the page opened its
+/// hub connection without a negotiate request (see <see cref="PlaygroundLoadBalancerTests"/> for why).
 /// </summary>
 public sealed class PlaygroundTests(PlaygroundFixture playground) : IClassFixture<PlaygroundFixture>
 {
@@ -42,6 +45,27 @@ public sealed class PlaygroundTests(PlaygroundFixture playground) : IClassFixtur
     }
 
     [Fact]
+    public async Task Page_lists_the_chatflows_with_names_and_types_preselects_the_one_in_its_URL_and_still_takes_an_unlisted_id()
+    {
+        var result = await PlaygroundBrowser.RunAsync("chatflows", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+
+        // Every chatflow TROM.AI lists, by name and type, in its order.
+        var listed = result.GetProperty("listed").EnumerateArray().Select(c => $"{c.GetProperty("id")}: {c.GetProperty("text")}");
+        var chatflows = (await playground.Upstream.Http.GetFromJsonAsync<JsonArray>("api/v1/chatflows"))!;
+        Assert.Equal(chatflows.Select(c => $"{c!["id"]}: {c["name"]} · {c["type"]}"), listed);
+        // A 1.x TROM.AI lists without a key, and the page, with none entered, sent none.
+        var lists = (await playground.Upstream.RequestsAsync()).Where(r => IsRequest(r, "GET", "/api/v1/chatflows")).ToList();
+        Assert.NotEmpty(lists);
+        Assert.All(lists, r => Assert.Null(r!["headers"]!["authorization"]));
+    }
+
+    [Fact]
+    public async Task In_a_browser_without_WebSockets_the_page_negotiates_and_streams_the_answer()
+    {
+        await PlaygroundBrowser.RunAsync("no-websockets", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+    }
+
+    [Fact]
     public async Task Page_and_its_SignalR_client_are_served_under_playground_and_every_other_path_still_reaches_TROM_AI()
     {
         using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = playground.Gateway.BaseUrl };
@@ -49,6 +73,8 @@ public sealed class PlaygroundTests(PlaygroundFixture playground) : IClassFixtur
         using var bare = await http.GetAsync("playground");
         Assert.Equal(HttpStatusCode.Redirect, bare.StatusCode);
         Assert.Equal("/playground/", bare.Headers.Location?.OriginalString);
+        using var chosen = await http.GetAsync("playground?chatflow=demo");
+        Assert.Equal("/playground/?chatflow=demo", chosen.Headers.Location?.OriginalString);
 
         using var page = await http.GetAsync("playground/");
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);

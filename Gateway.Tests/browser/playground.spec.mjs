@@ -1,13 +1,23 @@
 // The gateway's playground page (/playground/) in real Chromium: Debian's /usr/bin/chromium,
 // headless, driven by playwright-core (never a browser Playwright downloads: there is none).
 //
-//   node playground.spec.mjs <scenario> <gatewayBaseUrl> <upstreamBaseUrl> <screenshotDir>
+//   node playground.spec.mjs <scenario> <gatewayBaseUrl> <upstreamBaseUrl> <screenshotDir> [<options JSON>]
 //
 // scenario: rest | predict   ask with REST + events, or with hub Predict: the answer grows token by
 //                            token in order, the source documents (and tools, reasoning, next agent)
 //                            render, and Abort mid-stream stops it;
 //           notices          the upstream drops the gateway's session: the page shows
-//                            gateway:upstream-lost, then gateway:upstream-restored, and still answers.
+//                            gateway:upstream-lost, then gateway:upstream-restored, and still answers;
+//           chatflows        the page lists TROM.AI's chatflows (names, types), preselects ?chatflow=,
+//                            asks one chosen from the list, and still takes an id it does not list;
+//           keys             TROM.AI 3.x with keys: the list's 401 is shown, a keyed chatflow fails;
+//                            with options.tromAiKey entered, it lists and answers both ways;
+//           gateway-auth     gateway authentication on: the page says it wants a gateway key; with
+//                            options.gatewayKey and options.tromAiKey it lists and answers over REST;
+//           balanced         gatewayBaseUrl is a load balancer without affinity: the page answers;
+//           no-websockets    a browser without WebSockets: the page negotiates and answers.
+// Except where the browser cannot, the page must make no negotiate request: its hub WebSockets go
+// straight to /hubs/prediction (no connection id from a negotiation in their URL).
 //
 // Every wait is on a condition (the DOM, or the upstream's request log), with a time-out.
 // stdout: one line of JSON, {scenario, abortedChatId?, ...}; exit 0. On failure: the error and the
@@ -32,13 +42,25 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-const [scenario, gatewayArg, upstreamArg, screenshotDir] = process.argv.slice(2);
-if (!["rest", "predict", "notices"].includes(scenario) || !gatewayArg || !upstreamArg || !screenshotDir) {
-  console.error("usage: node playground.spec.mjs <rest|predict|notices> <gatewayBaseUrl> <upstreamBaseUrl> <screenshotDir>");
+const SCENARIO_NAMES = ["rest", "predict", "notices", "chatflows", "keys", "gateway-auth", "balanced", "no-websockets"];
+const [scenario, gatewayArg, upstreamArg, screenshotDir, optionsArg = "{}"] = process.argv.slice(2);
+if (!SCENARIO_NAMES.includes(scenario) || !gatewayArg || !upstreamArg || !screenshotDir) {
+  console.error(`usage: node playground.spec.mjs <${SCENARIO_NAMES.join("|")}> <gatewayBaseUrl> <upstreamBaseUrl> <screenshotDir> [<options JSON>]`);
   process.exit(2);
 }
 const gateway = gatewayArg.replace(/\/+$/, "");
 const upstream = upstreamArg.replace(/\/+$/, "");
+const options = JSON.parse(optionsArg);
+
+/**
+ * Console errors a scenario causes on purpose, which the page must otherwise never log: Chromium's
+ * own line for each refused request, and SignalR's for a start that failed.
+ */
+const EXPECTED_CONSOLE_ERRORS = {
+  chatflows: [/status of 404/],
+  keys: [/status of 401/, /status of 500/],
+  "gateway-auth": [/status of 401/, /status of 500/, /WebSocket connection to .* failed/, /Failed to start the connection/, /Failed to complete negotiation/],
+};
 
 class Failure extends Error {}
 
@@ -112,26 +134,50 @@ async function waitForTurn(page, n, condition, arg, what) {
   }
 }
 
+/** Asks `question`; of `chatflow` when given, else of the chatflow the page has chosen. */
 async function ask(page, { mode, chatflow, question, overrideConfig = "" }) {
   await page.check(mode === "rest" ? "#mode-rest" : "#mode-predict");
-  await page.fill("#chatflow", chatflow);
+  if (chatflow !== undefined) await page.fill("#chatflow", chatflow);
   await page.fill("#override-config", overrideConfig);
   await page.fill("#question", question);
   await page.locator("#ask:not([disabled])").click({ timeout: TIMEOUT });
 }
 
-async function open(context) {
-  const page = context.pages()[0] ?? (await context.newPage());
+/** Opens the page at `query` and records, from the browser, its problems, its requests and its WebSockets. */
+async function open(page, { query = "", connected = true } = {}) {
   page.setDefaultTimeout(TIMEOUT);
-  const problems = [];
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => message.type() === "error" && problems.push(`console error: ${message.text()}`));
-  await page.goto(`${gateway}/playground`);
-  await page.waitForSelector('#connection-state[data-state="connected"]');
-  check((await page.textContent("#connection-id")).length > 0, "the connection id is not shown");
+  const expected = EXPECTED_CONSOLE_ERRORS[scenario] ?? [];
+  const opened = { page, problems: [], requests: [], webSockets: [] };
+  page.on("pageerror", (error) => opened.problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => message.type() === "error" && !expected.some((e) => e.test(message.text()))
+    && opened.problems.push(`console error: ${message.text()}`));
+  page.on("request", (request) => opened.requests.push({ method: request.method(), url: request.url() }));
+  page.on("websocket", (socket) => opened.webSockets.push(socket.url()));
+  await page.goto(`${gateway}/playground${query}`);
+  if (connected) await waitConnected(page);
   await page.click(".advanced summary"); // overrideConfig lives there
   await page.evaluate(installRecorder);
-  return { page, problems };
+  return opened;
+}
+
+async function waitConnected(page) {
+  await page.waitForSelector('#connection-state[data-state="connected"]');
+  check((await page.textContent("#connection-id")).length > 0, "the connection id is not shown");
+}
+
+const negotiations = (opened) => opened.requests.filter((r) => new URL(r.url).pathname.endsWith("/hubs/prediction/negotiate"));
+
+/**
+ * The page connected without negotiation: not one negotiate request, and every hub WebSocket went
+ * straight to /hubs/prediction, with no connection id a negotiation would have handed out.
+ */
+async function connectedWithoutNegotiation(opened, since = 0) {
+  equal(negotiations(opened).slice(since).map((r) => r.url), [], "negotiate requests");
+  const hubSockets = opened.webSockets.filter((url) => new URL(url).pathname.endsWith("/hubs/prediction"));
+  check(hubSockets.length > 0, `no WebSocket to the hub; WebSockets: ${JSON.stringify(opened.webSockets)}`);
+  for (const url of hubSockets) check(!new URL(url).searchParams.has("id"), `a hub WebSocket carries a negotiated connection id: ${url}`);
+  equal(await opened.page.getAttribute("#connection-transport", "data-negotiated"), "false", "the page's transport says negotiated");
+  return hubSockets.length;
 }
 
 /** Asks the `tokens` chatflow at a rate a person can watch: the answer must grow one token at a time, in order. */
@@ -263,7 +309,171 @@ async function noticesScenario(page) {
   return {};
 }
 
-const SCENARIOS = { rest: restScenario, predict: predictScenario, notices: noticesScenario };
+/** The chatflows the page lists: id, the option's text, and the type it shows. */
+const listedChatflows = (page) => page.$$eval("#chatflow-list option", (options) =>
+  options.filter((o) => o.value !== "").map((o) => ({ id: o.value, text: o.textContent, type: o.dataset.type })));
+
+/** Waits for the answer of turn n to be `text`, in tokens in order, after the turn is done. */
+async function answered(page, n, text, what) {
+  await waitForTurn(page, n, (node, text) => node.dataset.status === "done" && node.querySelector('[data-testid="answer"]').textContent === text,
+    text, what);
+  return turnState(page, n);
+}
+
+async function chatflowsScenario(page) {
+  await page.waitForSelector('#chatflows-status[data-state="ok"]');
+  const listed = await listedChatflows(page);
+  equal(await page.inputValue("#chatflow"), "demo", "the chatflow id, from ?chatflow=demo");
+  equal(await page.inputValue("#chatflow-list"), "demo", "the chatflow chosen in the list");
+  const chosen = await page.locator("#chatflow-list option:checked").textContent();
+  check(chosen.includes("Demo: a streamed answer") && chosen.includes("CHATFLOW"), `the chosen chatflow reads "${chosen}"`);
+
+  // As a newcomer asks: the preselected demo answers, with its two sources.
+  await ask(page, { mode: "rest", question: "What is this?", overrideConfig: JSON.stringify({ rate: 0 }) });
+  await waitForTurn(page, 0, (node) => node.dataset.status === "done" && node.querySelectorAll('[data-testid="source-document"]').length === 2,
+    undefined, "the demo's answer with its two sources");
+  const demo = await turnState(page, 0);
+  check(demo.tokens.length > 10 && demo.answer.includes("What is this?"), `the demo answered "${demo.answer}"`);
+
+  // Chosen from the list: the id follows, and that chatflow answers.
+  await page.selectOption("#chatflow-list", "echo-question");
+  equal(await page.inputValue("#chatflow"), "echo-question", "the chatflow id once echo-question is chosen in the list");
+  await ask(page, { mode: "predict", question: "Chosen from the list" });
+  await answered(page, 1, "Chosen from the list", "the answer of the chatflow chosen in the list");
+
+  // An id TROM.AI does not list can still be typed, and asked: its answer says why it failed.
+  await page.fill("#chatflow", "not-listed");
+  equal(await page.inputValue("#chatflow-list"), "", "the list's choice once an unlisted id is typed");
+  await ask(page, { mode: "rest", question: "Anyone?" });
+  await waitForTurn(page, 2, (node) => node.dataset.status === "error", undefined, "the failed answer of an unknown chatflow");
+  const unknown = (await turnState(page, 2)).error;
+  check(unknown.includes("404") && unknown.includes("Chatflow not-listed not found"), `the unknown chatflow's answer reads "${unknown}"`);
+  await page.screenshot({ path: path.join(screenshotDir, "chatflows.png") });
+  return { listed };
+}
+
+async function keysScenario(page) {
+  // Without a key, 3.x's admin API refuses the list: the page says why, and the id box is the way.
+  await page.waitForSelector('#chatflows-status[data-state="error"]');
+  const refused = await page.textContent("#chatflows-status");
+  check(refused.includes("401") && refused.includes("Unauthorized Access"), `the chatflow list's status reads "${refused}"`);
+  check(await page.locator("#chatflow-list").isHidden(), "a list is shown, though TROM.AI listed nothing");
+  equal(await page.inputValue("#chatflow"), "echo-question", "the chatflow id, from ?chatflow=echo-question");
+  await page.screenshot({ path: path.join(screenshotDir, "keys-refused.png") });
+
+  // A chatflow with its own key, asked without it: TROM.AI's refusal is shown.
+  await ask(page, { mode: "rest", question: "Without the key?" });
+  await waitForTurn(page, 0, (node) => node.dataset.status === "error", undefined, "the refused answer");
+  const withoutKey = await turnState(page, 0);
+  check(withoutKey.error.includes("Unauthorized"), `the answer without the key reads "${withoutKey.error}"`);
+
+  // The key entered (Enter applies it, and asks nothing): a new hub connection carries it, and the list comes.
+  const before = await page.textContent("#connection-id");
+  await page.fill("#tromai-key", options.tromAiKey);
+  await page.press("#tromai-key", "Enter");
+  await page.waitForSelector('#chatflows-status[data-state="ok"]');
+  await page.waitForFunction((before) => document.getElementById("connection-state").dataset.state === "connected"
+    && !["", before].includes(document.getElementById("connection-id").textContent), before);
+  equal(await page.locator('[data-testid="turn"]').count(), 1, "turns after Enter in the key field");
+  const listed = await listedChatflows(page);
+  check(listed.some((c) => c.id === "agentflow" && c.type === "AGENTFLOW" && c.text.includes("AGENTFLOW")), `the list lacks the agentflow: ${JSON.stringify(listed)}`);
+  equal(await page.inputValue("#chatflow-list"), "echo-question", "the chatflow chosen in the list");
+
+  // With the key, over REST (its header) and over Predict (the hub connection's key).
+  await ask(page, { mode: "rest", question: "With the key?" });
+  const rest = await answered(page, 1, "With the key?", "the keyed chatflow's answer over REST");
+  await page.selectOption("#chatflow-list", "agentflow");
+  await ask(page, { mode: "predict", question: "6*7?" });
+  const predict = await answered(page, 2, "Agentflow V2 looked that up: 6*7? = 42.", "the keyed agentflow's answer over Predict");
+  await page.screenshot({ path: path.join(screenshotDir, "keys.png") });
+  return { listed, refusedChatId: withoutKey.chatId, restChatId: rest.chatId, predictChatId: predict.chatId };
+}
+
+async function gatewayAuthScenario(page, opened) {
+  // Without a gateway key the WebSocket is refused; the page negotiates to learn why, and says so.
+  await page.waitForSelector('#connection-state[data-state="disconnected"]');
+  const refusal = await page.textContent('[data-testid="notice"][data-event="closed"]');
+  check(refusal.includes("enter a gateway key"), `the refusal notice reads "${refusal}"`);
+  check(await page.locator("#gateway-key").isVisible(), "the gateway key field is not shown");
+  await page.waitForSelector('#chatflows-status[data-state="error"]');
+  const refused = await page.textContent("#chatflows-status");
+  check(refused.includes("401"), `the chatflow list's status reads "${refused}"`);
+  const negotiatedBefore = negotiations(opened).length;
+  check(negotiatedBefore > 0, "the page did not negotiate to learn why its WebSocket was refused");
+
+  await page.fill("#tromai-key", options.tromAiKey);
+  await page.fill("#gateway-key", options.gatewayKey);
+  await page.click("#use-keys");
+  await waitConnected(page);
+  await page.waitForSelector('#chatflows-status[data-state="ok"]');
+  await connectedWithoutNegotiation(opened, negotiatedBefore);
+
+  // REST: the gateway key in Authorization, the TROM.AI key apart, and the keyed chatflow answers.
+  await ask(page, { mode: "rest", question: "Through both keys?" });
+  const rest = await answered(page, 0, "Through both keys?", "the keyed chatflow's answer over REST");
+  // Predict: a browser's WebSocket carries the gateway key only; the page says so, and TROM.AI refuses.
+  await ask(page, { mode: "predict", question: "Predict too?" });
+  await waitForTurn(page, 1, (node) => node.dataset.status === "error", undefined, "the refused Predict");
+  const predict = await turnState(page, 1);
+  check(predict.error.includes("Unauthorized"), `the refused Predict reads "${predict.error}"`);
+  check((await page.textContent('[data-testid="notice"][data-event="predict-key"]')).includes("REST + events sends your key"), "no notice says why Predict lacks the key");
+  await page.screenshot({ path: path.join(screenshotDir, "gateway-auth.png") });
+  return { restChatId: rest.chatId, predictChatId: predict.chatId, negotiatedBefore };
+}
+
+/** Tokens `${question}:0..count-1` asked of `tokens` (chosen by ?chatflow=tokens), at full speed. */
+async function tokensInOrder(page, n, mode, question, count = 30) {
+  await ask(page, { mode, question, overrideConfig: JSON.stringify({ count }) });
+  const expected = Array.from({ length: count }, (_, i) => `${question}:${i}`);
+  const state = await answered(page, n, expected.join(""), `the ${count} tokens over ${mode}`);
+  equal(state.tokens, expected, `the tokens over ${mode}`);
+  return state;
+}
+
+async function balancedScenario(page) {
+  await tokensInOrder(page, 0, "rest", "Across");
+  await tokensInOrder(page, 1, "predict", "Streamed");
+  await page.screenshot({ path: path.join(screenshotDir, "balanced.png") });
+  return {};
+}
+
+async function noWebSocketsScenario(page, opened) {
+  check(negotiations(opened).length > 0, "the page did not negotiate");
+  equal(opened.webSockets, [], "WebSockets opened by a browser without WebSockets");
+  equal(await page.getAttribute("#connection-transport", "data-negotiated"), "true", "the page's transport says negotiated");
+  const why = await page.textContent('[data-testid="notice"][data-event="negotiated"]');
+  check(why.includes("no WebSockets") && why.includes("session affinity"), `the negotiated notice reads "${why}"`);
+  await tokensInOrder(page, 0, "rest", "Negotiated");
+  return {};
+}
+
+/** How each scenario opens the page. */
+const SETUP = {
+  chatflows: { query: "?chatflow=demo" },
+  keys: { query: "?chatflow=echo-question" },
+  "gateway-auth": { query: "?chatflow=echo-question", connected: false },
+  balanced: { query: "?chatflow=tokens" },
+  "no-websockets": { query: "?chatflow=tokens" },
+};
+
+const SCENARIOS = {
+  rest: directly(restScenario),
+  predict: directly(predictScenario),
+  notices: directly(noticesScenario),
+  chatflows: directly(chatflowsScenario),
+  keys: directly(keysScenario),
+  "gateway-auth": gatewayAuthScenario,
+  balanced: directly(balancedScenario),
+  "no-websockets": noWebSocketsScenario,
+};
+
+/** The scenario, then the check that the page never negotiated. */
+function directly(run) {
+  return async (page, opened) => {
+    const result = await run(page, opened);
+    return { ...result, hubWebSockets: await connectedWithoutNegotiation(opened) };
+  };
+}
 
 fs.mkdirSync(screenshotDir, { recursive: true });
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "playground-chromium-"));
@@ -277,9 +487,13 @@ try {
     args: CHROMIUM_ARGS,
     viewport: { width: 1200, height: 820 },
   });
-  const opened = await open(context);
-  page = opened.page;
-  const result = await SCENARIOS[scenario](page);
+  if (scenario === "no-websockets") {
+    // A browser without WebSockets (old, or locked down): the page must fall back to negotiation.
+    await context.addInitScript(() => { delete window.WebSocket; });
+  }
+  page = context.pages()[0] ?? (await context.newPage());
+  const opened = await open(page, SETUP[scenario] ?? {});
+  const result = await SCENARIOS[scenario](page, opened);
   check(opened.problems.length === 0, `the page reported errors:\n${opened.problems.join("\n")}`);
   process.stdout.write(`${JSON.stringify({ scenario, ...result })}\n`);
 } catch (error) {

@@ -37,7 +37,8 @@ internal static partial class PlaygroundEndpoints
             if (string.IsNullOrEmpty(file) && !context.Request.Path.Value!.EndsWith('/'))
             {
                 // Without the slash the page's relative URLs (playground.js, ../hubs/prediction) would resolve one level too high.
-                return Results.Redirect(context.Request.PathBase + Path + "/");
+                // The query stays: ?chatflow=<id> chooses the chatflow.
+                return Results.Redirect(context.Request.PathBase + Path + "/" + context.Request.QueryString);
             }
 
             var found = PlaygroundFiles.Find(string.IsNullOrEmpty(file) ? "index.html" : file);
@@ -51,7 +52,10 @@ internal static partial class PlaygroundEndpoints
             context.Response.Headers.XContentTypeOptions = "nosniff";
             var tag = new EntityTagHeaderValue($"\"{found.LastModified.UtcTicks:x}-{found.Length:x}\"");
             return Results.Stream(found.CreateReadStream(), contentType, lastModified: found.LastModified, entityTag: tag);
-        });
+        })
+        // With gateway authentication on, a browser cannot put a key on a page load; the files hold no
+        // data, and every request the page makes (hub, REST) carries the gateway key the user enters there.
+        .AllowAnonymous();
         return app;
     }
 

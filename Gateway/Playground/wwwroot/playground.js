@@ -4,12 +4,16 @@
 //                  /api/v1/prediction/<id> through the gateway; its JSON answer ends the turn.
 //   hub Predict:   connection.stream("Predict", id, body) yields {event, data}, ending with "result".
 // signalr.min.js, loaded before this module, defines the global `signalR`.
+//
+// The page's state is a few variables (keys, connection, current turn), each set in one place, so
+// that a later version can restore them after a reload.
 
 const { signalR } = window;
 
 // Relative to the page (/playground/), so the page works behind a path base too.
 const hubUrl = new URL("../hubs/prediction", location.href).href;
-const predictionUrl = (chatflowId) => new URL(`../api/v1/prediction/${encodeURIComponent(chatflowId)}`, location.href).href;
+const apiUrl = (path) => new URL(`../api/v1/${path}`, location.href).href;
+const predictionUrl = (chatflowId) => apiUrl(`prediction/${encodeURIComponent(chatflowId)}`);
 
 /** TROM.AI's events, both eras. The REST flow needs a handler per name; a Predict stream carries every event anyway. */
 const UPSTREAM_EVENTS = [
@@ -21,9 +25,18 @@ const UPSTREAM_EVENTS = [
 const byId = (id) => document.getElementById(id);
 const ui = {
   state: byId("connection-state"),
+  transport: byId("connection-transport"),
   connectionId: byId("connection-id"),
   reconnect: byId("reconnect"),
+  keys: byId("keys"),
+  keysSummary: byId("keys-summary"),
+  keysForm: byId("keys-form"),
+  tromAiKey: byId("tromai-key"),
+  gatewayKey: byId("gateway-key"),
+  useKeys: byId("use-keys"),
   form: byId("ask-form"),
+  chatflowList: byId("chatflow-list"),
+  chatflowsStatus: byId("chatflows-status"),
   chatflow: byId("chatflow"),
   question: byId("question"),
   overrideConfig: byId("override-config"),
@@ -35,12 +48,17 @@ const ui = {
   turnTemplate: byId("turn-template"),
 };
 
-const connection = new signalR.HubConnectionBuilder()
-  .withUrl(hubUrl)
-  .withAutomaticReconnect()
-  .configureLogging(signalR.LogLevel.Warning)
-  .build();
+/**
+ * The keys the user entered, for this tab only: a reload keeps them, closing the tab forgets them.
+ * tromAi: a chatflow's API key, for TROM.AI. gateway: the gateway's own credential, when its authentication is on.
+ */
+const keys = {
+  tromAi: sessionStorage.getItem("playground.tromAiKey") ?? "",
+  gateway: sessionStorage.getItem("playground.gatewayKey") ?? "",
+};
 
+/** The hub connection: replaced as a whole when the keys change, since a connection's key is fixed when it opens. */
+let connection = null;
 /** The id to send as socketIOClientId; a reconnected connection has a new one. */
 let socketIOClientId = null;
 /** The turn being answered. One at a time: TROM.AI streams per socket, not per request. */
@@ -233,6 +251,115 @@ function turnOver(turn) {
   updateControls();
 }
 
+// ----- Keys ---------------------------------------------------------------------------------------
+
+/**
+ * The headers of the page's REST calls (the chatflow list, predictions), by README's "TROM.AI keys":
+ * without a gateway credential (the gateway's authentication off) the TROM.AI key is TROM.AI's own
+ * `Authorization: Bearer`; with one, that header is the gateway's and the TROM.AI key goes apart.
+ */
+function restHeaders() {
+  if (keys.gateway) return { Authorization: `Bearer ${keys.gateway}`, ...(keys.tromAi && { "X-TromAi-Key": keys.tromAi }) };
+  return keys.tromAi ? { Authorization: `Bearer ${keys.tromAi}` } : {};
+}
+
+/**
+ * What the hub connection sends as `access_token` (browsers cannot set headers on a WebSocket): the
+ * gateway's credential, or, with its authentication off, the TROM.AI key, which the gateway then uses
+ * for this connection's Predict and Abort.
+ */
+const hubToken = () => keys.gateway || keys.tromAi;
+
+function remember(name, value) {
+  if (value) sessionStorage.setItem(name, value);
+  else sessionStorage.removeItem(name);
+}
+
+function showKeys() {
+  ui.tromAiKey.value = keys.tromAi;
+  ui.gatewayKey.value = keys.gateway;
+  ui.keysSummary.textContent = [keys.tromAi && "TROM.AI", keys.gateway && "gateway"].filter(Boolean).join(" + ") || "none";
+}
+
+async function useKeys() {
+  const before = hubToken();
+  keys.tromAi = ui.tromAiKey.value.trim();
+  keys.gateway = ui.gatewayKey.value.trim();
+  remember("playground.tromAiKey", keys.tromAi);
+  remember("playground.gatewayKey", keys.gateway);
+  showKeys();
+  notice("ok", `Using ${ui.keysSummary.textContent === "none" ? "no keys" : `keys: ${ui.keysSummary.textContent}`}.`, "keys");
+  const listed = listChatflows();
+  if (hubToken() !== before || connection?.state !== signalR.HubConnectionState.Connected) await connect();
+  await listed;
+}
+
+// ----- Chatflows ----------------------------------------------------------------------------------
+
+/** The latest listing wins: one started for new keys can finish before an older one. */
+let listing = 0;
+
+function showChatflowsStatus(state, text) {
+  ui.chatflowsStatus.dataset.state = state;
+  ui.chatflowsStatus.textContent = text;
+}
+
+/** Why a request failed, from TROM.AI's error JSON (`message`, 3.x's admin API: `error`) or its text. */
+function reasonOf(response, body) {
+  const reason = body?.message ?? body?.error ?? (typeof body === "string" ? body.trim() : json(body));
+  return `${response.status}${reason ? `: ${json(reason, 200)}` : response.statusText ? ` ${response.statusText}` : ""}`;
+}
+
+/** GET /api/v1/chatflows through the gateway, with the page's keys. On failure the id box is the way, with the reason shown. */
+async function listChatflows() {
+  const attempt = ++listing;
+  showChatflowsStatus("loading", "Listing TROM.AI's chatflows…");
+  let problem;
+  try {
+    const response = await fetch(apiUrl("chatflows"), { headers: restHeaders() });
+    const body = await answerOf(response);
+    if (attempt !== listing) return;
+    // 3.x answers a page ({data, total}) when asked for one; the whole list is an array.
+    const flows = Array.isArray(body) ? body : body?.data;
+    if (response.ok && Array.isArray(flows)) {
+      showChatflows(flows);
+      showChatflowsStatus("ok", `${flows.length} chatflow${flows.length === 1 ? "" : "s"} from TROM.AI; or type an id below.`);
+      return;
+    }
+    // Not "TROM.AI answered": with its authentication on, a 401 can be the gateway's.
+    problem = response.ok ? "the answer is not a list" : reasonOf(response, body);
+    if (response.status === 401 || response.status === 403) {
+      problem += ". Enter an API key under Keys, or type a chatflow id";
+      ui.keys.open = true;
+    }
+  } catch (error) {
+    if (attempt !== listing) return;
+    problem = error.message;
+  }
+  showChatflows([]);
+  showChatflowsStatus("error", `Cannot list chatflows: ${problem}.`);
+}
+
+function showChatflows(flows) {
+  const options = flows.filter((flow) => typeof flow?.id === "string").map((flow) => {
+    const option = new Option(flow.type ? `${flow.name ?? flow.id} · ${flow.type}` : (flow.name ?? flow.id), flow.id);
+    option.dataset.type = flow.type ?? "";
+    option.title = flow.id;
+    return option;
+  });
+  ui.chatflowList.replaceChildren(new Option("", ""), ...options);
+  ui.chatflowList.hidden = options.length === 0;
+  showChosen();
+}
+
+/** The list follows the id box: it shows the chatflow with that id when it lists one. */
+function showChosen() {
+  const id = ui.chatflow.value.trim();
+  const listed = id !== "" && [...ui.chatflowList.options].some((o) => o.value === id);
+  ui.chatflowList.options[0].text = id === "" ? "Choose a chatflow…" : listed ? "Another id (type it below)" : `Another id: ${id}`;
+  ui.chatflowList.value = listed ? id : "";
+}
+
 // ----- Connection ---------------------------------------------------------------------------------
 
 function notice(kind, text, event = "") {
@@ -251,67 +378,154 @@ function showState(state, label = state) {
 }
 
 function updateControls() {
-  const connected = connection.state === signalR.HubConnectionState.Connected;
+  const connected = connection?.state === signalR.HubConnectionState.Connected;
   ui.ask.disabled = !connected || current !== null;
   ui.abort.disabled = current === null || current.abortRequested || current.settled;
+  // New keys mean a new hub connection, which would cut the answer being streamed.
+  ui.useKeys.disabled = current !== null;
 }
 
-for (const name of UPSTREAM_EVENTS) {
-  connection.on(name, (...args) => restTarget?.event(name, args));
+function forgetId() {
+  socketIOClientId = null;
+  ui.connectionId.textContent = "";
 }
 
-connection.on("gateway:upstream-lost", (lost) => {
-  notice("warn", `TROM.AI session lost (${lost?.reason ?? "no reason given"}); the gateway is reconnecting it.`, "gateway:upstream-lost");
-  showState("upstream-lost", "TROM.AI lost");
-});
-
-connection.on("gateway:upstream-restored", (restored) => {
-  notice("ok", `TROM.AI session restored after ${restored?.attempts ?? "?"} attempt(s), ${restored?.downtimeMs ?? "?"} ms down.`, "gateway:upstream-restored");
-  showState("connected");
-});
-
-connection.onreconnecting((error) => {
-  socketIOClientId = null;
-  ui.connectionId.textContent = "";
-  notice("warn", `Connection lost${error ? ` (${error.message})` : ""}; reconnecting…`, "reconnecting");
-  showState("reconnecting");
-});
-
-connection.onreconnected(async () => {
-  // A new connection: a new id and a new upstream session.
-  try {
-    await identify();
-    notice("ok", "Reconnected, with a new id.", "reconnected");
-    showState("connected");
-  } catch (error) {
-    notice("error", `Reconnected, but cannot get the new id: ${error.message}`, "reconnected");
-  }
-});
-
-connection.onclose((error) => {
-  socketIOClientId = null;
-  ui.connectionId.textContent = "";
-  notice("error", `Disconnected${error ? `: ${error.message}` : "."}`, "closed");
-  showState("disconnected");
-});
-
-async function identify() {
-  socketIOClientId = await connection.invoke("GetSocketIOClientId");
+async function identify(hub) {
+  socketIOClientId = await hub.invoke("GetSocketIOClientId");
   ui.connectionId.textContent = socketIOClientId;
 }
 
+/** Whether the WebSocket of the latest direct attempt opened: if not, the browser or its network cannot do WebSockets. */
+let webSocketOpened = false;
+
+/** The browser's WebSocket, noting when one opens (SignalR's error for a socket that never opened says nothing more). */
+const ObservedWebSocket = typeof WebSocket === "function"
+  ? class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("open", () => { webSocketOpened = true; });
+    }
+  }
+  : null;
+
+/**
+ * A hub connection. Direct: WebSockets without negotiation, one HTTP request (the WebSocket's), which
+ * any gateway instance can take, behind any load balancer. Otherwise SignalR's default: a negotiate
+ * request, then the best transport, on the instance that answered it (so, behind several instances,
+ * only with session affinity).
+ */
+function hubConnection(direct) {
+  const hub = new signalR.HubConnectionBuilder()
+    .withUrl(hubUrl, {
+      accessTokenFactory: hubToken,
+      ...(direct && { skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets, WebSocket: ObservedWebSocket }),
+    })
+    .withAutomaticReconnect()
+    .configureLogging(signalR.LogLevel.Warning)
+    .build();
+  // A replaced connection (new keys) may still deliver its last messages: only the current one counts.
+  const on = (handler) => (...args) => hub === connection && handler(...args);
+
+  for (const name of UPSTREAM_EVENTS) {
+    hub.on(name, on((...args) => restTarget?.event(name, args)));
+  }
+
+  hub.on("gateway:upstream-lost", on((lost) => {
+    notice("warn", `TROM.AI session lost (${lost?.reason ?? "no reason given"}); the gateway is reconnecting it.`, "gateway:upstream-lost");
+    showState("upstream-lost", "TROM.AI lost");
+  }));
+
+  hub.on("gateway:upstream-restored", on((restored) => {
+    notice("ok", `TROM.AI session restored after ${restored?.attempts ?? "?"} attempt(s), ${restored?.downtimeMs ?? "?"} ms down.`, "gateway:upstream-restored");
+    showState("connected");
+  }));
+
+  hub.onreconnecting(on((error) => {
+    forgetId();
+    notice("warn", `Connection lost${error ? ` (${error.message})` : ""}; reconnecting…`, "reconnecting");
+    showState("reconnecting");
+  }));
+
+  hub.onreconnected(on(async () => {
+    // A new connection: a new id and a new upstream session.
+    try {
+      await identify(hub);
+      notice("ok", "Reconnected, with a new id.", "reconnected");
+      showState("connected");
+    } catch (error) {
+      notice("error", `Reconnected, but cannot get the new id: ${error.message}`, "reconnected");
+    }
+  }));
+
+  hub.onclose(on((error) => {
+    forgetId();
+    notice("error", `Disconnected${error ? `: ${error.message}` : "."}`, "closed");
+    showState("disconnected");
+  }));
+  return hub;
+}
+
+/** The latest connect() wins: new keys while one is still connecting replace it. */
+let connecting = 0;
+
+/**
+ * Opens the hub connection with the current keys: directly over WebSockets, else (the browser has no
+ * WebSockets, or its WebSocket never opened, e.g. a proxy that refuses them) with negotiation.
+ */
 async function connect() {
+  const attempt = ++connecting;
+  const previous = connection;
+  connection = null;
+  forgetId();
+  ui.transport.textContent = "";
   showState("connecting");
-  try {
-    // Resolves once the gateway's upstream session is connected, so the first answer streams.
-    await connection.start();
-    await identify();
+  await previous?.stop();
+
+  let directError = null;
+  for (const direct of ObservedWebSocket ? [true, false] : [false]) {
+    if (attempt !== connecting) return;
+    const hub = hubConnection(direct);
+    connection = hub;
+    webSocketOpened = false;
+    try {
+      // Resolves once the gateway's upstream session is connected, so the first answer streams.
+      await hub.start();
+      await identify(hub);
+    } catch (error) {
+      if (attempt !== connecting) return;
+      connection = null;
+      // A WebSocket that opened and was then refused (say TROM.AI is unreachable): negotiating would be refused too.
+      if (direct && !webSocketOpened) {
+        directError = error;
+        continue;
+      }
+
+      cannotConnect(error);
+      return;
+    }
+
+    if (attempt !== connecting) return;
+    ui.transport.textContent = direct ? "WebSockets, no negotiation" : "negotiated";
+    ui.transport.dataset.negotiated = String(!direct);
+    if (!direct) {
+      notice("warn", `${directError ? "A WebSocket without negotiation did not open" : "This browser has no WebSockets"}, so the page negotiated: `
+        + "behind several gateway instances that needs session affinity (README, \"Sticky sessions\").", "negotiated");
+    }
     notice("ok", "Connected to the gateway.", "connected");
     showState("connected");
-  } catch (error) {
-    notice("error", `Cannot connect: ${error.message}`, "closed");
-    showState("disconnected");
+    return;
   }
+}
+
+function cannotConnect(error) {
+  // SignalR keeps only the text of the negotiate request's status.
+  if (/Status code '401'/.test(error.message)) {
+    ui.keys.open = true;
+    notice("error", "The gateway wants a credential (its authentication is on): enter a gateway key under Keys.", "closed");
+  } else {
+    notice("error", `Cannot connect: ${error.message}`, "closed");
+  }
+  showState("disconnected");
 }
 
 // ----- Asking -------------------------------------------------------------------------------------
@@ -340,12 +554,12 @@ async function askOverRest(turn, body) {
   try {
     const response = await fetch(predictionUrl(turn.chatflowId), {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...restHeaders() },
       body: JSON.stringify({ ...body, socketIOClientId }),
     });
     const answer = await answerOf(response);
     if (!response.ok) {
-      turn.fail(`TROM.AI answered ${response.status}: ${answer?.message ?? json(answer)}`);
+      turn.fail(`TROM.AI answered ${reasonOf(response, answer)}`);
       return;
     }
     turn.finish();
@@ -389,7 +603,7 @@ async function abort() {
 
 ui.form.addEventListener("submit", (e) => {
   e.preventDefault();
-  if (current || connection.state !== signalR.HubConnectionState.Connected) return;
+  if (current || connection?.state !== signalR.HubConnectionState.Connected) return;
   const chatflowId = ui.chatflow.value.trim();
   const question = ui.question.value;
   if (!chatflowId || !question.trim()) return;
@@ -414,8 +628,16 @@ ui.form.addEventListener("submit", (e) => {
   updateControls();
   ui.question.value = "";
   localStorage.setItem("playground.chatflow", chatflowId);
-  if (mode === "rest") askOverRest(turn, body);
-  else askOverPredict(turn, body);
+  if (mode === "rest") {
+    askOverRest(turn, body);
+    return;
+  }
+
+  if (keys.gateway && keys.tromAi) {
+    notice("warn", "Predict sends no TROM.AI key of yours with a gateway key: a browser's WebSocket carries only one credential, "
+      + "the gateway's, so TROM.AI gets the gateway's own Gateway:Upstream:ApiKey. REST + events sends your key.", "predict-key");
+  }
+  askOverPredict(turn, body);
 });
 
 ui.question.addEventListener("keydown", (e) => {
@@ -427,6 +649,18 @@ ui.question.addEventListener("keydown", (e) => {
 
 ui.abort.addEventListener("click", abort);
 ui.reconnect.addEventListener("click", connect);
-ui.chatflow.value = new URLSearchParams(location.search).get("chatflow") ?? localStorage.getItem("playground.chatflow") ?? "";
+ui.keysForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!current) useKeys();
+});
+ui.chatflowList.addEventListener("change", () => {
+  if (ui.chatflowList.value) ui.chatflow.value = ui.chatflowList.value;
+  else ui.chatflow.focus();
+  showChosen();
+});
+ui.chatflow.addEventListener("input", showChosen);
 
-await connect();
+// ?chatflow=<id> chooses one (the README's first steps use ?chatflow=demo), else the last one asked.
+ui.chatflow.value = new URLSearchParams(location.search).get("chatflow") ?? localStorage.getItem("playground.chatflow") ?? "";
+showKeys();
+await Promise.all([listChatflows(), connect()]);
