@@ -1,4 +1,5 @@
 using System.Globalization;
+using TromAi.Gateway.Bench.Clients;
 
 namespace TromAi.Gateway.Bench;
 
@@ -8,7 +9,8 @@ internal sealed record BenchOptions
     public const string Usage = """
         usage: Gateway.Bench <scenario> [options]
           scenarios: latency | throughput | memory | connect | rest | reader | capacity | all
-                     (all: each with its defaults; only --upstream, --gateway, --gateway-pid, --gateway-env, --json apply)
+                     (all: each with its defaults; only --protocol, --negotiate, --upstream, --gateway, --gateway-pid,
+                     --gateway-env, --json apply)
           --sessions N        sessions per path (latency 200, throughput 100, reader 100)
           --rate X            latency: tokens/s per session (50); throughput: first aggregate events/s (5000); reader: tokens/s per session (100);
                               connect: connects/s (50); memory: tokens/s per session while streaming (1)
@@ -25,6 +27,9 @@ internal sealed record BenchOptions
           --requests N        rest: requests per path (5000, after 2000 warm-up)
           --concurrency N     rest: requests in flight per path (1); memory: connects in flight (64)
           --nginx PATH|none   rest: the nginx to put beside the gateway (found on the usual paths); none leaves it out
+          --protocol P        bridged sessions' hub protocol: json (default) or messagepack
+          --negotiate         bridged sessions negotiate first, as WithUrl does by default (they skip it
+                              otherwise: one WebSocket request, like the direct path)
           --upstream URL      use a running test upstream instead of starting one
           --gateway URL       use a running gateway (pointed at the same upstream) instead of starting one
           --gateway-pid PID   with --gateway: read its RSS and CPU time from /proc
@@ -55,6 +60,8 @@ internal sealed record BenchOptions
     public double Settle { get; init; } = 3;
 
     public bool PostViaGateway { get; init; }
+
+    public BridgedClient Client { get; init; } = new();
 
     public int Requests { get; init; } = 5000;
 
@@ -120,6 +127,16 @@ internal sealed record BenchOptions
                 "--requests" => options with { Requests = PositiveInt(name, Value()) },
                 "--concurrency" => options with { Concurrency = PositiveInt(name, Value()) },
                 "--nginx" => options with { Nginx = Value() },
+                "--protocol" => options with
+                {
+                    Client = options.Client with
+                    {
+                        Protocol = Value() is var protocol && BridgedClient.Protocols.Contains(protocol)
+                            ? protocol
+                            : throw new FormatException($"--protocol is {string.Join(" or ", BridgedClient.Protocols)}, not '{protocol}'."),
+                    },
+                },
+                "--negotiate" => options with { Client = options.Client with { Negotiate = true } },
                 "--upstream" => options with { Upstream = Url(name, Value()) },
                 "--gateway" => options with { Gateway = Url(name, Value()) },
                 "--gateway-pid" => options with { GatewayPid = PositiveInt(name, Value()) },
@@ -158,6 +175,16 @@ internal sealed record BenchOptions
         foreach (var (variable, value) in GatewayEnvironment)
         {
             shared.AddRange(["--gateway-env", $"{variable}={value}"]);
+        }
+
+        if (Client.Protocol != BridgedClient.Json)
+        {
+            shared.AddRange(["--protocol", Client.Protocol]);
+        }
+
+        if (Client.Negotiate)
+        {
+            shared.Add("--negotiate");
         }
 
         if (JsonOnly)

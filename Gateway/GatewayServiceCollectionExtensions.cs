@@ -28,7 +28,7 @@ public static class GatewayServiceCollectionExtensions
         // proper, bound and validated, follow at start-up, where a bad value stops the gateway.
         var snapshot = Snapshot(section);
 
-        services.AddSignalR();
+        services.AddSignalR().AddGatewayMessagePackProtocol();
         services.AddOptions<HubOptions>().Configure<IOptions<GatewayOptions>>((hub, gateway) =>
         {
             // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.

@@ -1,23 +1,18 @@
 using System.Diagnostics;
-using System.Net;
-using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using TromAi.Gateway.Bridge;
-using TromAi.Gateway.Tests.Infrastructure;
 
 namespace TromAi.Gateway.Bench.Clients;
 
 /// <summary>
-/// The bridged path: a SignalR <see cref="HubConnection"/> to the gateway's hub over the tests' WebSocket
-/// transport, with the plain JSON hub protocol (the tests' any-arity wrapper would re-scan every message and
-/// charge its cost to the bridged path).
+/// The bridged path: the official SignalR .NET client (<c>HubConnectionBuilder().WithUrl(...)</c>, as the README
+/// tells users) connected to the gateway's hub, with the hub protocol the run asks for.
 /// </summary>
 internal sealed class BridgedSession : BenchSession
 {
-    private static readonly WebSocketConnectionFactory Transport = new();
-
     private readonly HubConnection _connection;
     private string _socketIOClientId = "";
 
@@ -25,12 +20,21 @@ internal sealed class BridgedSession : BenchSession
 
     public override string SocketIOClientId => _socketIOClientId;
 
-    public static async Task<BridgedSession> ConnectAsync(Uri hubUrl, CancellationToken cancellationToken)
+    public static async Task<BridgedSession> ConnectAsync(Uri hubUrl, BridgedClient client, CancellationToken cancellationToken)
     {
-        var builder = new HubConnectionBuilder();
-        builder.Services.AddSingleton<IConnectionFactory>(Transport);
-        builder.Services.AddSingleton<EndPoint>(new UriEndPoint(hubUrl));
-        builder.AddJsonProtocol();
+        var builder = new HubConnectionBuilder().WithUrl(hubUrl, options =>
+        {
+            // By default one WebSocket request, like the direct path (a Socket.IO client on the WebSocket transport
+            // skips Engine.IO's polling handshake). With negotiation every session also makes a negotiate POST and
+            // keeps that pooled HTTP connection open, on the client and at the gateway, for a minute or two.
+            options.SkipNegotiation = !client.Negotiate;
+            options.Transports = HttpTransportType.WebSockets;
+        });
+        if (client.Protocol == BridgedClient.MessagePack)
+        {
+            builder.AddMessagePackProtocol();
+        }
+
         builder.ConfigureLogging(logging => logging.ClearProviders());
         var connection = builder.Build();
 

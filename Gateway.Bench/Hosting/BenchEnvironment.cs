@@ -74,7 +74,7 @@ internal sealed class BenchEnvironment : IAsyncDisposable
 
     public async Task<BenchSession> ConnectAsync(BenchPath path, CancellationToken cancellationToken) => path == BenchPath.Direct
         ? await DirectSession.ConnectAsync(Upstream.BaseUrl, ConnectTimeout, cancellationToken)
-        : await BridgedSession.ConnectAsync(Gateway.HubUrl, cancellationToken);
+        : await BridgedSession.ConnectAsync(Gateway.HubUrl, _options.Client, cancellationToken);
 
     /// <summary>Opens <paramref name="count"/> sessions, at most <paramref name="concurrency"/> connecting at once; all or none.</summary>
     public async Task<List<BenchSession>> ConnectManyAsync(BenchPath path, int count, int concurrency, CancellationToken cancellationToken)

@@ -31,6 +31,16 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
+    public async Task Bridged_sessions_can_speak_MessagePack_and_negotiate_and_lose_no_token()
+    {
+        var result = await RunAsync("latency", "--sessions", "2", "--rate", "50", "--duration", "1", "--warmup", "0.5", "--protocol", "messagepack", "--negotiate");
+
+        AssertIntact(result.GetProperty("bridged"));
+        Assert.Equal(2 * 50, result.GetProperty("bridged").GetProperty("tokensReceived").GetInt32());
+        Assert.Contains("--protocol messagepack --negotiate", result.GetProperty("command").GetString());
+    }
+
+    [Fact]
     public async Task Throughput_reports_the_rate_each_path_sustained_and_loses_no_token_at_any_step()
     {
         var result = await RunAsync("throughput", "--sessions", "2", "--rate", "100", "--max-rate", "200", "--duration", "1", "--warmup", "0.5", "--refine", "0");

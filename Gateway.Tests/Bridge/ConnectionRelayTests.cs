@@ -19,8 +19,10 @@ public sealed class ConnectionRelayTests
             // Above the neighbour's whole burst, so only a client that does not read can reach it.
             ["Gateway:Relay:MaxBacklog"] = "5000",
         });
-        var (stalled, stalledTransport) = await HubClients.StartWithTransportAsync(gateway.HubUrl);
-        await using var _ = stalled;
+        // The stalled client reaches the gateway through a relay that can stop reading for it. It waits for the
+        // gateway far longer than the test runs, so only the gateway can end its connection.
+        await using var relay = new TcpRelay(gateway.BaseUrl.Port);
+        await using var stalled = await HubClients.StartAsync(relay.Through(gateway.HubUrl), hub => hub.WithServerTimeout(TimeSpan.FromMinutes(10)));
         var closed = new TaskCompletionSource();
         stalled.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
         stalled.On<string>("token", _ => { });
@@ -32,7 +34,7 @@ public sealed class ConnectionRelayTests
         await neighbour.StartAsync();
         var neighbourId = await neighbour.InvokeAsync<string>("GetSocketIOClientId");
 
-        stalledTransport.PauseReading();
+        relay.PauseDelivery();
         // ~80 MB of 2 KB tokens: far more than the socket and pipe buffers between the gateway and the client hold.
         var flood = Predictions.PostAsync(gateway.Http, "tokens",
             new { question = new string('x', 2000), socketIOClientId = stalledId, overrideConfig = new { count = 40_000 } });
@@ -45,9 +47,11 @@ public sealed class ConnectionRelayTests
         Assert.Equal(Enumerable.Range(0, 2_000).Select(i => $"n:{i}"), neighbourEvents.Snapshot().Where(e => e.Name == "token").Select(e => e.Args[0].GetString()));
         Assert.Equal(HttpStatusCode.OK, (await flood).Status);
 
-        stalledTransport.ResumeReading();
+        relay.ResumeDelivery();
         await closed.Task.WaitAsync(Timeout);
         Assert.Equal(HubConnectionState.Disconnected, stalled.State);
         Assert.Equal(HubConnectionState.Connected, neighbour.State);
+        // Cut for its backlog, as operators see it: without the limit, SignalR's transport send timeout cuts it too, later and uncounted.
+        Assert.Contains("tromai_gateway_rejects_total{reason=\"backlog\"} 1\n", await gateway.Http.GetStringAsync("metrics"));
     }
 }

@@ -46,6 +46,23 @@ public static class AllEvents
             .ToList();
     }
 
+    /// <summary>
+    /// Asserts that <paramref name="received"/> (each event's name and its arguments as a JSON array) are the
+    /// expected events in order, with equal JSON values: numbers by value (<c>1e-7</c> equals <c>1E-07</c>), so
+    /// values that crossed another encoding (MessagePack) compare too.
+    /// </summary>
+    public static void AssertReceived(IReadOnlyList<(string Name, JsonElement Args)> received)
+    {
+        Assert.Equal(Expected.Select(e => e.Name), received.Select(e => e.Name));
+        for (var i = 0; i < Expected.Count; i++)
+        {
+            using var expected = JsonDocument.Parse(Expected[i].ArgsJson);
+            Assert.True(
+                JsonElement.DeepEquals(expected.RootElement, received[i].Args),
+                $"Event {i} ({Expected[i].Name}): expected {Expected[i].ArgsJson}, received {received[i].Args.GetRawText()}.");
+        }
+    }
+
     /// <summary>A binary attachment reaches SignalR clients as its base64 string.</summary>
     private static string InlineBinary(string argsJson) =>
         System.Text.RegularExpressions.Regex.Replace(argsJson, """\{\s*"\$binary"\s*:\s*("[^"]*")\s*\}""", "$1");

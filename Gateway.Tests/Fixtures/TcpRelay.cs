@@ -5,7 +5,8 @@ namespace TromAi.Gateway.Tests.Fixtures;
 
 /// <summary>
 /// A TCP relay between clients and a server on this machine, that can cut every connection through
-/// it at once: a network blip, as a client on a train sees one.
+/// it at once (a network blip, as a client on a train sees one), or stop passing on what the server
+/// sends (a client that stops reading).
 /// </summary>
 public sealed class TcpRelay : IAsyncDisposable
 {
@@ -15,6 +16,7 @@ public sealed class TcpRelay : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly List<Socket> _open = [];
     private readonly Task _accepting;
+    private TaskCompletionSource? _resumeDelivery; // non-null while paused
 
     public TcpRelay(int targetPort)
     {
@@ -26,6 +28,19 @@ public sealed class TcpRelay : IAsyncDisposable
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public int Accepted { get; private set; }
+
+    /// <summary><paramref name="url"/> with this relay's port: the same server, reached through the relay.</summary>
+    public Uri Through(Uri url) => new UriBuilder(url) { Port = Port }.Uri;
+
+    /// <summary>
+    /// Stops reading what the server sends, as a client that stops reading does: the server's sends back up in
+    /// its TCP buffers. A chunk already read (at most 16 KB a connection) is held back too; what the clients send
+    /// still passes.
+    /// </summary>
+    public void PauseDelivery() =>
+        Interlocked.CompareExchange(ref _resumeDelivery, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null);
+
+    public void ResumeDelivery() => Interlocked.Exchange(ref _resumeDelivery, null)?.TrySetResult();
 
     /// <summary>Resets every connection through the relay (RST, no goodbye); new ones are accepted again.</summary>
     public void Cut()
@@ -72,12 +87,12 @@ public sealed class TcpRelay : IAsyncDisposable
                 _open.Add(server);
             }
 
-            _ = PumpAsync(client, server);
-            _ = PumpAsync(server, client);
+            _ = PumpAsync(client, server, toClient: false);
+            _ = PumpAsync(server, client, toClient: true);
         }
     }
 
-    private static async Task PumpAsync(Socket from, Socket to)
+    private async Task PumpAsync(Socket from, Socket to, bool toClient)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -85,6 +100,11 @@ public sealed class TcpRelay : IAsyncDisposable
             int read;
             while ((read = await from.ReceiveAsync(buffer)) > 0)
             {
+                while (toClient && Volatile.Read(ref _resumeDelivery) is { } paused)
+                {
+                    await paused.Task;
+                }
+
                 await to.SendAsync(buffer.AsMemory(0, read));
             }
 
@@ -100,6 +120,7 @@ public sealed class TcpRelay : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stopped.CancelAsync();
+        ResumeDelivery();
         _listener.Stop();
         Cut();
         await _accepting;

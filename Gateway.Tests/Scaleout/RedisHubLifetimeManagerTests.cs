@@ -331,10 +331,10 @@ public sealed class RedisHubLifetimeManagerTests(RedisServer redis) : IClassFixt
 
         public async Task<Client> ConnectAsync(WebApplication instance, string name, string? user = null)
         {
-            var url = new Uri(instance.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First() + "/hubs/echo");
-            var factory = new WebSocketConnectionFactory(query: user is null ? null : new Dictionary<string, string> { ["user"] = user });
+            var url = new Uri(instance.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First()
+                + "/hubs/echo" + (user is null ? "" : "?user=" + Uri.EscapeDataString(user)));
             var events = new EventRecorder();
-            var connection = HubClients.Create(url, factory);
+            var connection = HubClients.Create(url);
             events.Listen(connection, "message");
             await connection.StartAsync().WaitAsync(Timeout);
             _connections.Add(connection);

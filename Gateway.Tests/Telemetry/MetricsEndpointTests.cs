@@ -123,9 +123,8 @@ public sealed class MetricsEndpointTests(TelemetryTests.UpstreamFixture fixture)
             ["Gateway:Auth:ApiKeys:0"] = ApiKey,
             ["Gateway:Upstream:ApiKey"] = "tromai-upstream-key",
         });
-        var factory = new WebSocketConnectionFactory(query: new Dictionary<string, string> { ["access_token"] = ApiKey });
         var events = new EventRecorder();
-        await using var connection = HubClients.Create(gateway.HubUrl, factory);
+        await using var connection = HubClients.Create(gateway.HubUrl, connection: options => options.AccessTokenProvider = () => Task.FromResult<string?>(ApiKey));
         events.Listen(connection, "end");
         await connection.StartAsync();
         var id = await connection.InvokeAsync<string>("GetSocketIOClientId");

@@ -63,7 +63,7 @@ public sealed class OtlpExportTests(TelemetryTests.UpstreamFixture fixture)
         var gateway = await StartGatewayAsync(collector, "HttpProtobuf");
         string traceId;
         const string secret = "a-token-in-the-websocket-query";
-        await using (var connection = await HubClients.StartAsync(gateway.HubUrl, new WebSocketConnectionFactory(query: new Dictionary<string, string> { ["access_token"] = secret })))
+        await using (var connection = await HubClients.StartAsync(new Uri(gateway.HubUrl, $"?access_token={secret}"), HubClients.SkipNegotiation))
         {
             using var listening = ListenToTheTestAndSignalRClient();
             using (var root = TestSource.StartActivity("Predict")!)

@@ -1,0 +1,76 @@
+using System.Text.Json;
+using MessagePack;
+using MessagePack.Formatters;
+
+namespace TromAi.Gateway.Bridge;
+
+/// <summary>
+/// A <c>Predict</c> stream item as the map <c>{"event": str, "data": value}</c>, the keys the JSON protocol
+/// gives it, so a client reads the same shape whichever protocol it chose.
+/// </summary>
+internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatter<PredictionEvent>
+{
+    public static readonly PredictionEventMessagePackFormatter Instance = new();
+
+    private PredictionEventMessagePackFormatter()
+    {
+    }
+
+    public void Serialize(ref MessagePackWriter writer, PredictionEvent value, MessagePackSerializerOptions options)
+    {
+        writer.WriteMapHeader(2);
+        writer.Write("event");
+        writer.Write(value.Event);
+        writer.Write("data");
+        WriteData(ref writer, value.Data, options);
+    }
+
+    public PredictionEvent Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
+    {
+        string? name = null;
+        object? data = null;
+        var count = reader.ReadMapHeader();
+        for (var i = 0; i < count; i++)
+        {
+            switch (reader.ReadString())
+            {
+                case "event":
+                    name = reader.ReadString();
+                    break;
+                case "data":
+                    data = JsonMessagePackTranscoder.ReadElement(ref reader, options);
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+
+        return new PredictionEvent(name ?? throw new MessagePackSerializationException("A prediction event needs an \"event\"."), data);
+    }
+
+    // Data is one argument (a JsonElement), null for none, or the arguments of an event that has several.
+    private static void WriteData(ref MessagePackWriter writer, object? data, MessagePackSerializerOptions options)
+    {
+        switch (data)
+        {
+            case null:
+                writer.WriteNil();
+                break;
+            case JsonElement element:
+                JsonElementMessagePackFormatter.Instance.Serialize(ref writer, element, options);
+                break;
+            case object?[] items:
+                writer.WriteArrayHeader(items.Length);
+                foreach (var item in items)
+                {
+                    WriteData(ref writer, item, options);
+                }
+
+                break;
+            default:
+                MessagePackSerializer.Serialize(data.GetType(), ref writer, data, options);
+                break;
+        }
+    }
+}
