@@ -162,6 +162,7 @@ internal sealed class GatewayMetrics
         RejectReason.RequestRate => RejectReason.RequestRate,
         RejectReason.BodyTooLarge => RejectReason.BodyTooLarge,
         RejectReason.InvalidBody => RejectReason.InvalidBody,
+        RejectReason.BodyBudget => RejectReason.BodyBudget,
         RejectReason.MessageTooLarge => RejectReason.MessageTooLarge,
         RejectReason.UpstreamUnavailable => RejectReason.UpstreamUnavailable,
         RejectReason.UpstreamTimeout => RejectReason.UpstreamTimeout,
@@ -205,6 +206,9 @@ internal sealed class GatewayMetrics
 
         /// <summary>A prediction body that is not valid JSON or multipart (400).</summary>
         public const string InvalidBody = "invalid_body";
+
+        /// <summary>A prediction body that would pass Proxy:MaxBufferedBodyBytes, the bytes all bodies may hold at once (503).</summary>
+        public const string BodyBudget = "body_budget";
 
         public const string MessageTooLarge = "message_too_large";
 
