@@ -141,6 +141,44 @@ public sealed class PredictionBodyTests(BridgeFixture bridge) : IClassFixture<Br
         Assert.Empty(await bridge.Upstream.RequestsAsync());
     }
 
+    [Fact]
+    public async Task A_multipart_body_that_goes_wrong_after_its_id_while_streaming_on_still_gets_400()
+    {
+        using var log = LogCapture.Attach(bridge.Gateway.Services);
+        var body = "--b0undary\r\nContent-Disposition: form-data; name=\"socketIOClientId\"\r\n\r\nsome-socket\r\n"
+            + Section(string.Concat(Enumerable.Range(0, 16).Select(i => $"X-Extra-{i}: v\r\n"))).Replace("BOUNDARY", "b0undary");
+
+        var (status, answer) = await PostMultipartAsync("b0undary", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.StartsWith("The prediction body is not valid multipart/form-data", answer.GetProperty("message").GetString());
+        Assert.DoesNotContain(log.Entries, entry => entry.Contains("X-Extra", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_chunked_multipart_body_that_grows_past_the_limit_after_its_id_gets_413()
+    {
+        await using var gateway = await GatewayHost.StartAsync(bridge.Upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            ["Gateway:Proxy:MaxPredictionBodyBytes"] = (1024 * 1024).ToString(),
+        });
+        using var form = new MultipartFormDataContent
+        {
+            { new StringContent("too big"), "question" },
+            { new StringContent("some-socket"), "socketIOClientId" },
+            { new ByteArrayContent(new byte[2 * 1024 * 1024]), "files", "big.bin" },
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/prediction/echo-question") { Content = new StreamContent(await form.ReadAsStreamAsync()) };
+        request.Content.Headers.ContentType = form.Headers.ContentType;
+        request.Headers.TransferEncodingChunked = true;
+
+        using var response = await gateway.Http.SendAsync(request);
+
+        var answer = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("Gateway:Proxy:MaxPredictionBodyBytes", answer.GetProperty("message").GetString());
+    }
+
     /// <summary>A form with a question and a section carrying <paramref name="extraHeaders"/>; BOUNDARY stands for the boundary.</summary>
     private static string Section(string extraHeaders) =>
         "--BOUNDARY\r\nContent-Disposition: form-data; name=\"question\"\r\n\r\nHi\r\n"

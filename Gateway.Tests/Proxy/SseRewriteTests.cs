@@ -67,6 +67,23 @@ public sealed class SseRewriteTests : IAsyncLifetime
         Assert.Equal(300_000, (int)forwarded["files"]![0]!["size"]!);
     }
 
+    [Fact]
+    public async Task A_multipart_prediction_that_goes_wrong_after_its_id_gets_400_not_a_TROM_AI_error()
+    {
+        var (connection, _, id) = await ConnectAsync();
+        await using var _ = connection;
+        var body = $"--b\r\nContent-Disposition: form-data; name=\"socketIOClientId\"\r\n\r\n{id}\r\n"
+            + "--b\r\nContent-Disposition: form-data; name=\"question\"\r\n\r\nunfinished";
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        content.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=b");
+
+        using var response = await _gateway.Http.PostAsync("api/v1/prediction/echo-question", content);
+
+        var answer = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("not valid multipart/form-data", answer);
+    }
+
     private async Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync()
     {
         var events = new EventRecorder();

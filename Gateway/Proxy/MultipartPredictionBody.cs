@@ -184,13 +184,14 @@ internal sealed class MultipartPredictionBody
         {
             return await reading;
         }
-        catch (InvalidDataException e)
+        // Not chained as inner exceptions: a failure during the forward is logged by YARP with its causes.
+        catch (InvalidDataException)
         {
-            throw PredictionBodyException.InvalidMultipart("a section's headers are malformed or past the limits (16 headers, 16 KB).", e);
+            throw PredictionBodyException.InvalidMultipart("a section's headers are malformed or past the limits (16 headers, 16 KB).");
         }
         catch (IOException e) when (e is not Microsoft.AspNetCore.Http.BadHttpRequestException && !IsClientGone(e))
         {
-            throw PredictionBodyException.InvalidMultipart("it ends before its closing boundary.", e);
+            throw PredictionBodyException.InvalidMultipart("it ends before its closing boundary.");
         }
     }
 

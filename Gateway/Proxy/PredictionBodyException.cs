@@ -22,8 +22,8 @@ internal sealed class PredictionBodyException(HttpStatusCode status, string reas
     public static PredictionBodyException InvalidJson(Exception inner) => new(HttpStatusCode.BadRequest, Telemetry.GatewayMetrics.RejectReason.InvalidBody,
         $"The prediction body is not valid JSON: {inner.Message}", inner);
 
-    public static PredictionBodyException InvalidMultipart(string what, Exception? inner = null) => new(HttpStatusCode.BadRequest, Telemetry.GatewayMetrics.RejectReason.InvalidBody,
-        $"The prediction body is not valid multipart/form-data: {what}", inner);
+    public static PredictionBodyException InvalidMultipart(string what) => new(HttpStatusCode.BadRequest, Telemetry.GatewayMetrics.RejectReason.InvalidBody,
+        $"The prediction body is not valid multipart/form-data: {what}");
 
     /// <summary>
     /// What failed when a forward failed while reading the client's body: a refusal of the rewrite's

@@ -104,7 +104,7 @@ internal sealed partial class RequestLimitsMiddleware(RequestDelegate next, Requ
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Debug, "Rejected a request ({Reason}) from {Address}.")]
+        [LoggerMessage(1201, LogLevel.Debug, "Rejected a request ({Reason}) from {Address}.", EventName = "RequestRejected")]
         public static partial void Rejected(ILogger logger, string reason, IPAddress? address);
     }
 }
