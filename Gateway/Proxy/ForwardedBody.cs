@@ -14,6 +14,8 @@ internal sealed class ForwardedBody : Stream
     private readonly IReadOnlyList<Part> _head;
     private readonly IAsyncEnumerable<Part>? _tail;
     private readonly CancellationToken _cancellation;
+    private readonly Lock _gate = new();
+    private bool _disposed;
     private int _next;
     private IAsyncEnumerator<Part>? _tailParts;
     private ReadOnlySequence<byte> _bytes;
@@ -63,10 +65,17 @@ internal sealed class ForwardedBody : Stream
         {
             if (!_bytes.IsEmpty)
             {
-                var count = (int)Math.Min(buffer.Length, _bytes.Length);
-                _bytes.Slice(0, count).CopyTo(buffer.Span);
-                _bytes = _bytes.Slice(count);
-                return count;
+                // Under the lock that disposing takes: a reader left running after the forward (an
+                // HTTP client still sending when the answer came) must not copy from blocks already
+                // back in the pool, which may hold another request's body by then.
+                lock (_gate)
+                {
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                    var count = (int)Math.Min(buffer.Length, _bytes.Length);
+                    _bytes.Slice(0, count).CopyTo(buffer.Span);
+                    _bytes = _bytes.Slice(count);
+                    return count;
+                }
             }
 
             if (_source is not null)
@@ -130,8 +139,23 @@ internal sealed class ForwardedBody : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
+    protected override void Dispose(bool disposing)
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+
+        base.Dispose(disposing);
+    }
+
     public override async ValueTask DisposeAsync()
     {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+
         if (_tailParts is not null)
         {
             await _tailParts.DisposeAsync();
