@@ -15,6 +15,9 @@ public sealed class GatewayOptionsTests
     [InlineData("Gateway:Upstream:Transport", "carrier-pigeon", "'Gateway:Upstream:Transport'")]
     [InlineData("Gateway:Relay:MaxBacklog", "0", "Gateway:Relay:MaxBacklog must be at least 1")]
     [InlineData("Gateway:Proxy:MaxPredictionBodyBytes", "lots", "'Gateway:Proxy:MaxPredictionBodyBytes'")]
+    [InlineData("Gateway:Proxy:MaxBufferedBodyBytes", "1000", "Gateway:Proxy:MaxBufferedBodyBytes (1000) must be at least Gateway:Proxy:MaxPredictionBodyBytes")]
+    [InlineData("Gateway:ForwardedHeaders:TrustedProxies:0", "the ingress", "Gateway:ForwardedHeaders:TrustedProxies:0 must be an IP address (10.1.2.3) or a CIDR network")]
+    [InlineData("Gateway:ForwardedHeaders:TrustedProxies:0", "10.0.0.0/33", "Gateway:ForwardedHeaders:TrustedProxies:0 must be an IP address (10.1.2.3) or a CIDR network")]
     public async Task A_missing_or_malformed_setting_stops_start_up_naming_its_key(string key, string value, string expected)
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>

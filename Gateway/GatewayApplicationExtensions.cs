@@ -32,6 +32,7 @@ public static class GatewayApplicationExtensions
                 connection.UseHub<PredictionHub>();
             })
             .WithMetadata(new HubMetadata(typeof(PredictionHub)));
+        app.MapHubPathGuard();
 
         app.MapPlayground();
         app.MapReverseProxy(proxy =>

@@ -26,6 +26,8 @@ public sealed class GatewayOptions
 
     public LimitsOptions Limits { get; set; } = new();
 
+    public ProxyTrustOptions ForwardedHeaders { get; set; } = new();
+
     public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
 }
 
@@ -81,6 +83,19 @@ public sealed class LimitsOptions
 
     /// <summary>Largest request body for proxied requests other than predictions (which have <c>Gateway:Proxy:MaxPredictionBodyBytes</c>); past it, 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 100 * 1024 * 1024;
+}
+
+/// <summary>
+/// Who may tell the gateway a client's address and scheme (<c>X-Forwarded-For</c>, <c>X-Forwarded-Proto</c>)
+/// once forwarded headers are on (<c>ASPNETCORE_FORWARDEDHEADERS_ENABLED=true</c>).
+/// </summary>
+public sealed class ProxyTrustOptions
+{
+    /// <summary>
+    /// Addresses (<c>10.1.2.3</c>) or CIDR networks (<c>10.0.0.0/8</c>) of the proxies in front of the
+    /// gateway. Empty: loopback only (ASP.NET Core's default); from anyone else the headers are ignored.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
 }
 
 public sealed class DrainOptions
@@ -174,8 +189,15 @@ public sealed class PlaygroundOptions
 
 public sealed class ProxyOptions
 {
-    /// <summary>Largest prediction body (JSON or multipart) the gateway buffers to rewrite <c>socketIOClientId</c>; larger ones get 413.</summary>
+    /// <summary>Largest prediction body (JSON or multipart) the gateway reads to rewrite <c>socketIOClientId</c>; larger ones get 413.</summary>
     public long MaxPredictionBodyBytes { get; set; } = 50 * 1024 * 1024;
+
+    /// <summary>
+    /// Prediction body bytes this instance holds in memory at once, all requests together: a JSON body
+    /// whole, a multipart body up to its <c>socketIOClientId</c>. A body that would pass it gets 503 with
+    /// <c>Retry-After</c>. At least <see cref="MaxPredictionBodyBytes"/>.
+    /// </summary>
+    public long MaxBufferedBodyBytes { get; set; } = 128 * 1024 * 1024;
 
     /// <summary>How long a proxied request may go without a byte either way. A prediction POST blocks until the whole flow has run.</summary>
     public TimeSpan ActivityTimeout { get; set; } = TimeSpan.FromMinutes(10);

@@ -55,7 +55,20 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add($"{proxy}MaxPredictionBodyBytes must be at least 1 (got {options.Proxy.MaxPredictionBodyBytes}).");
         }
 
+        if (options.Proxy.MaxBufferedBodyBytes < options.Proxy.MaxPredictionBodyBytes)
+        {
+            failures.Add($"{proxy}MaxBufferedBodyBytes ({options.Proxy.MaxBufferedBodyBytes}) must be at least {proxy}MaxPredictionBodyBytes ({options.Proxy.MaxPredictionBodyBytes}), or the largest allowed body could never be read.");
+        }
+
         RequirePositive(failures, proxy + "ActivityTimeout", options.Proxy.ActivityTimeout);
+        for (var i = 0; i < options.ForwardedHeaders.TrustedProxies.Count; i++)
+        {
+            if (!Security.ForwardedHeadersTrust.TryParse(options.ForwardedHeaders.TrustedProxies[i], out _))
+            {
+                failures.Add($"{GatewayOptions.SectionName}:ForwardedHeaders:TrustedProxies:{i} must be an IP address (10.1.2.3) or a CIDR network (10.0.0.0/8), not '{options.ForwardedHeaders.TrustedProxies[i]}'.");
+            }
+        }
+
         if (options.Drain.Timeout < TimeSpan.Zero)
         {
             failures.Add($"{GatewayOptions.SectionName}:Drain:Timeout must not be negative (got {options.Drain.Timeout}).");

@@ -39,6 +39,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<StreamingModeResolver>();
         services.AddSingleton<SsePredictions>();
         services.AddSingleton<SsePredictionRelay>();
+        services.AddSingleton<BodyBudget>();
         services.AddSingleton<UpstreamHeaderPolicy>();
         services.AddHttpClient(UpstreamHttp.ClientName, (sp, client) =>
             client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);

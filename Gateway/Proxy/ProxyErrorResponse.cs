@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace TromAi.Gateway.Proxy;
@@ -7,7 +9,7 @@ namespace TromAi.Gateway.Proxy;
 /// Gives a failed forward a body. YARP answers 502/504 with nothing in it; clients of TROM.AI expect
 /// its error shape, <c>{statusCode, success:false, message}</c>, so they can show what went wrong.
 /// </summary>
-internal sealed partial class ProxyErrorResponse(RequestDelegate next, ILogger<ProxyErrorResponse> logger)
+internal sealed partial class ProxyErrorResponse(RequestDelegate next, GatewayMetrics metrics, IOptions<GatewayOptions> options, ILogger<ProxyErrorResponse> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -16,6 +18,16 @@ internal sealed partial class ProxyErrorResponse(RequestDelegate next, ILogger<P
         var error = context.GetForwarderErrorFeature();
         if (error is null || context.Response.HasStarted)
         {
+            return;
+        }
+
+        // A prediction body that streamed on to TROM.AI and then broke off, was malformed, or grew
+        // past the limit: the client's fault, said as when it is found before forwarding.
+        if (PredictionBodyException.BodyFailure(error.Exception) is { } cause)
+        {
+            var refusal = PredictionBodyException.For(cause, options.Value.Proxy.MaxPredictionBodyBytes);
+            metrics.Rejected(refusal.Reason);
+            await ErrorResponse.WriteAsync(context, refusal.Status, refusal.Message);
             return;
         }
 
@@ -34,7 +46,7 @@ internal sealed partial class ProxyErrorResponse(RequestDelegate next, ILogger<P
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Forwarding to TROM.AI failed ({Error}): {Reason}")]
+        [LoggerMessage(1121, LogLevel.Warning, "Forwarding to TROM.AI failed ({Error}): {Reason}", EventName = "ForwardFailed")]
         public static partial void ForwardFailed(ILogger logger, ForwarderError error, string? reason);
     }
 }

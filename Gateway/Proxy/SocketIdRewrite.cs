@@ -1,14 +1,9 @@
-using System.Buffers;
 using System.Net;
-using System.Text;
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Health;
-using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Model;
@@ -18,18 +13,23 @@ namespace TromAi.Gateway.Proxy;
 /// <summary>
 /// On prediction routes, replaces a <c>socketIOClientId</c> that names one of this gateway's hub
 /// connections with that connection's upstream socket id, in JSON and multipart bodies. Any other
-/// body is forwarded byte for byte, so plain Socket.IO clients keep working through the gateway.
+/// body is forwarded as it came, so plain Socket.IO clients keep working through the gateway.
 /// The connection may live on any gateway instance; the request then goes to the replica that holds
 /// its socket, whatever load balancing would have chosen. When TROM.AI streams over SSE, such a
 /// prediction is not forwarded: the gateway asks with <c>streaming: true</c> itself and relays the
 /// stream to the connection (<see cref="SsePredictionRelay"/>).
+/// A body is read into pooled memory once, within the instance's <see cref="BodyBudget"/>, and the
+/// rewritten body is forwarded as slices of it (<see cref="ForwardedBody"/>); a multipart body only
+/// up to its id, the rest streams through.
 /// </summary>
-internal sealed class SocketIdRewrite(
-    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, GatewayDrain drain, GatewayMetrics metrics, IOptions<GatewayOptions> options)
+internal sealed partial class SocketIdRewrite(
+    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, GatewayDrain drain,
+    BodyBudget budget, GatewayMetrics metrics, IOptions<GatewayOptions> options, ILogger<SocketIdRewrite> logger)
 {
     public const string MetadataKey = "TromAi.RewriteSocketId";
-    private const string FieldName = "socketIOClientId";
-    private const string StreamingField = "streaming";
+
+    /// <summary>The route parameter holding the chatflow id.</summary>
+    public const string ChatflowIdParameter = "id";
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -37,6 +37,14 @@ internal sealed class SocketIdRewrite(
         if (route.Metadata?.ContainsKey(MetadataKey) != true || !HttpMethods.IsPost(context.Request.Method))
         {
             await next(context);
+            return;
+        }
+
+        // Kestrel has already resolved dot segments; what is left must stay one segment upstream.
+        if (!UpstreamUrls.IsPathSegment(context.GetRouteValue(ChatflowIdParameter) as string))
+        {
+            await RefuseAsync(context, new PredictionBodyException(HttpStatusCode.BadRequest, GatewayMetrics.RejectReason.InvalidBody,
+                "The chatflow id must be one path segment: not empty, no '/', '\\', '%', control character or dot segment."));
             return;
         }
 
@@ -53,34 +61,82 @@ internal sealed class SocketIdRewrite(
             return;
         }
 
-        var limit = options.Value.Proxy.MaxPredictionBodyBytes;
-        var body = await ReadBodyAsync(context, limit);
-        if (body is null)
-        {
-            metrics.Rejected(GatewayMetrics.RejectReason.BodyTooLarge);
-            await ErrorResponse.WriteAsync(context, HttpStatusCode.RequestEntityTooLarge,
-                $"The prediction body is larger than the gateway's limit of {limit} bytes (Gateway:Proxy:MaxPredictionBodyBytes).");
-            return;
-        }
-
-        RewriteResult result;
+        using var buffer = budget.Open();
         try
         {
-            result = isJson ? await RewriteJsonAsync(context, body) : await RewriteMultipartAsync(context, body, boundary!);
+            await RewriteAsync(context, buffer, boundary);
         }
-        catch (JsonException e)
+        catch (PredictionBodyException e)
         {
-            metrics.Rejected(GatewayMetrics.RejectReason.InvalidBody);
-            await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid JSON: {e.Message}");
-            return;
+            await RefuseAsync(context, e);
         }
-        catch (IOException e)
+        catch (BadHttpRequestException e)
         {
-            metrics.Rejected(GatewayMetrics.RejectReason.InvalidBody);
-            await ErrorResponse.WriteAsync(context, HttpStatusCode.BadRequest, $"The prediction body is not valid multipart/form-data: {e.Message}");
+            // Kestrel's own refusal while reading: the body passed the limit set below, or came too slowly.
+            await RefuseAsync(context, PredictionBodyException.For(e, options.Value.Proxy.MaxPredictionBodyBytes));
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away while sending: nobody is left to answer.
+        }
+    }
+
+    private async Task RewriteAsync(HttpContext context, BufferedBody buffer, string? boundary)
+    {
+        var limit = options.Value.Proxy.MaxPredictionBodyBytes;
+        var declared = context.Request.ContentLength;
+        if (declared > limit)
+        {
+            throw PredictionBodyException.TooLarge(limit);
+        }
+
+        // The gateway's limit applies here: Kestrel counts it however the body comes (chunked, or
+        // streamed on after a multipart id), and its own default (30 MB) would stop one the limit allows.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit;
+        }
+
+        var aborted = context.RequestAborted;
+        if (boundary is null)
+        {
+            // JSON: all of it, since the last socketIOClientId counts. A declared length is reserved
+            // before a byte is read, so a body that cannot fit costs nothing.
+            if (declared is { } length && !buffer.TryReserve(length))
+            {
+                throw PredictionBodyException.OverBudget(budget.Limit);
+            }
+
+            await buffer.AppendAsync(context.Request.Body, declared, limit, aborted);
+            var json = JsonPredictionBody.Read(buffer.Bytes);
+            var lookup = json.ClientId is null ? RewriteResult.Unchanged : await ResolveAsync(context, json.ClientId);
+            await ForwardAsync(context, lookup, lookup.Status switch
+            {
+                RewriteStatus.Rewritten => json.Rewritten(lookup.SocketId!),
+                RewriteStatus.Streamed => json.Streamed(),
+                _ => json.Unchanged(),
+            }, tail: null);
             return;
         }
 
+        if (boundary.Length > MultipartPredictionBody.MaxBoundaryLength)
+        {
+            throw PredictionBodyException.InvalidMultipart($"its boundary is longer than {MultipartPredictionBody.MaxBoundaryLength} characters.");
+        }
+
+        var multipart = await MultipartPredictionBody.ReadToClientIdAsync(boundary, context.Request.Body, buffer, limit, aborted);
+        var result = multipart.ClientId is null ? RewriteResult.Unchanged : await ResolveAsync(context, multipart.ClientId);
+        var (head, tail) = result.Status switch
+        {
+            RewriteStatus.Rewritten => multipart.Rewritten(result.SocketId!),
+            RewriteStatus.Streamed => multipart.Streamed(),
+            _ => multipart.Unchanged(),
+        };
+        await ForwardAsync(context, result, head, tail);
+    }
+
+    private async Task ForwardAsync(HttpContext context, RewriteResult result, List<ForwardedBody.Part> head, IAsyncEnumerable<ForwardedBody.Part>? tail)
+    {
         metrics.Rewrite(result.Status switch
         {
             RewriteStatus.Rewritten => GatewayMetrics.RewriteOutcome.Rewritten,
@@ -104,10 +160,14 @@ internal sealed class SocketIdRewrite(
             return;
         }
 
-        var forwarded = result.Body ?? body;
+        // Read from the pooled buffer while the request is forwarded; the buffer goes back to the pool
+        // once the forward has returned, which is after the upstream request's body was sent or dropped.
+        await using var forwarded = new ForwardedBody(head, tail, context.RequestAborted);
         if (result.Status == RewriteStatus.Streamed)
         {
-            await sse.RelayAsync(context, result.ConnectionId!, result.ClientId!, forwarded);
+            using var content = new StreamContent(forwarded, BodyBudget.Step);
+            content.Headers.ContentLength = forwarded.KnownLength;
+            await sse.RelayAsync(context, result.ConnectionId!, result.ClientId!, content);
             return;
         }
 
@@ -116,10 +176,27 @@ internal sealed class SocketIdRewrite(
             PinDestination(context, result.Destination);
         }
 
-        context.Request.Body = new MemoryStream(forwarded, writable: false);
-        context.Request.ContentLength = forwarded.Length;
+        context.Request.Body = forwarded;
+        context.Request.ContentLength = forwarded.KnownLength; // unknown: chunked
         context.Request.Headers.TransferEncoding = default;
         await next(context);
+    }
+
+    private async Task RefuseAsync(HttpContext context, PredictionBodyException refusal)
+    {
+        metrics.Rejected(refusal.Reason);
+        Log.Refused(logger, (int)refusal.Status, refusal.Reason);
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (refusal.Status == HttpStatusCode.ServiceUnavailable)
+        {
+            context.Response.Headers.RetryAfter = "1";
+        }
+
+        await ErrorResponse.WriteAsync(context, refusal.Status, refusal.Message);
     }
 
     private static string? MultipartBoundary(string? contentType)
@@ -132,37 +209,6 @@ internal sealed class SocketIdRewrite(
 
         var boundary = HeaderUtilities.RemoveQuotes(media.Boundary);
         return boundary.Length == 0 ? null : boundary.ToString();
-    }
-
-    /// <summary>Reads the whole body, or returns null as soon as it passes <paramref name="limit"/>.</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpContext context, long limit)
-    {
-        var declared = context.Request.ContentLength;
-        if (declared > limit)
-        {
-            return null;
-        }
-
-        // The gateway's limit applies here, counted below; Kestrel's own cap (30 MB) would otherwise
-        // stop a body that the limit allows, or answer 413 without saying why.
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
-        {
-            sizeFeature.MaxRequestBodySize = null;
-        }
-
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(declared ?? 16 * 1024, limit) + 1);
-        var source = context.Request.Body;
-        int read;
-        while ((read = await source.ReadAsync(buffer.GetMemory(16 * 1024), context.RequestAborted)) > 0)
-        {
-            buffer.Advance(read);
-            if (buffer.WrittenCount > limit)
-            {
-                return null;
-            }
-        }
-
-        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Sends the request to the replica holding the session's socket: TROM.AI emits only to sockets it holds itself.</summary>
@@ -179,142 +225,12 @@ internal sealed class SocketIdRewrite(
         }
     }
 
-    private async Task<RewriteResult> RewriteJsonAsync(HttpContext context, byte[] body)
-    {
-        using var document = JsonDocument.Parse(body);
-        var root = document.RootElement;
-        if (root.ValueKind != JsonValueKind.Object
-            || !root.TryGetProperty(FieldName, out var id) || id.ValueKind != JsonValueKind.String)
-        {
-            return RewriteResult.Unchanged;
-        }
-
-        var lookup = await ResolveAsync(context, id.GetString()!);
-        return lookup.Status is RewriteStatus.Rewritten or RewriteStatus.Streamed ? lookup with { Body = ReplaceField(root, body.Length, lookup) } : lookup;
-    }
-
-    /// <summary>The body with <c>socketIOClientId</c> naming the upstream socket, or, to stream over SSE, replaced by <c>"streaming": true</c>.</summary>
-    private static byte[] ReplaceField(JsonElement root, int length, RewriteResult lookup)
-    {
-        var output = new ArrayBufferWriter<byte>(length + 32);
-        using (var writer = new Utf8JsonWriter(output))
-        {
-            writer.WriteStartObject();
-            foreach (var property in root.EnumerateObject())
-            {
-                if (property.NameEquals(FieldName))
-                {
-                    if (lookup.Status == RewriteStatus.Streamed)
-                    {
-                        writer.WriteBoolean(StreamingField, true);
-                    }
-                    else
-                    {
-                        writer.WriteString(FieldName, lookup.SocketId);
-                    }
-                }
-                else if (lookup.Status == RewriteStatus.Streamed && property.NameEquals(StreamingField))
-                {
-                    continue; // written in socketIOClientId's place
-                }
-                else
-                {
-                    property.WriteTo(writer);
-                }
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return output.WrittenSpan.ToArray();
-    }
-
-    /// <summary>
-    /// Multipart bodies are rebuilt section by section with the same boundary; only the
-    /// <c>socketIOClientId</c> field's value changes. Files pass through as the bytes they were.
-    /// </summary>
-    private async Task<RewriteResult> RewriteMultipartAsync(HttpContext context, byte[] body, string boundary)
-    {
-        var sections = new List<(MultipartSection Section, byte[] Content)>();
-        var reader = new MultipartReader(boundary, new MemoryStream(body, writable: false)) { BodyLengthLimit = null };
-        RewriteResult lookup = RewriteResult.Unchanged;
-        int? rewritten = null;
-        while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
-        {
-            using var content = new MemoryStream();
-            await section.Body.CopyToAsync(content, context.RequestAborted);
-            if (rewritten is null && IsField(section, FieldName))
-            {
-                lookup = await ResolveAsync(context, Encoding.UTF8.GetString(content.GetBuffer(), 0, (int)content.Length));
-                if (lookup.Status is RewriteStatus.Reconnecting or RewriteStatus.DirectoryUnavailable)
-                {
-                    return lookup;
-                }
-
-                if (lookup.Status is RewriteStatus.Rewritten or RewriteStatus.Streamed)
-                {
-                    rewritten = sections.Count;
-                }
-            }
-
-            sections.Add((section, content.ToArray()));
-        }
-
-        if (sections.Count == 0)
-        {
-            throw new IOException("it has no sections.");
-        }
-
-        if (rewritten is null)
-        {
-            return RewriteResult.Unchanged;
-        }
-
-        var output = new MemoryStream(body.Length + 32);
-        for (var i = 0; i < sections.Count; i++)
-        {
-            var (section, content) = sections[i];
-            if (lookup.Status == RewriteStatus.Streamed && i != rewritten && IsField(section, StreamingField))
-            {
-                continue; // written in socketIOClientId's place
-            }
-
-            WriteAscii(output, $"--{boundary}\r\n");
-            if (i == rewritten && lookup.Status == RewriteStatus.Streamed)
-            {
-                WriteAscii(output, $"Content-Disposition: form-data; name=\"{StreamingField}\"\r\n\r\ntrue\r\n");
-                continue;
-            }
-
-            foreach (var header in section.Headers!)
-            {
-                foreach (var value in header.Value)
-                {
-                    output.Write(Encoding.UTF8.GetBytes($"{header.Key}: {value}\r\n"));
-                }
-            }
-
-            WriteAscii(output, "\r\n");
-            output.Write(i == rewritten ? Encoding.UTF8.GetBytes(lookup.SocketId!) : content);
-            WriteAscii(output, "\r\n");
-        }
-
-        WriteAscii(output, $"--{boundary}--\r\n");
-        return lookup with { Body = output.ToArray() };
-    }
-
-    private static bool IsField(MultipartSection section, string name) =>
-        ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
-        && disposition.IsFormDisposition() && disposition.Name.Equals(name, StringComparison.Ordinal);
-
-    private static void WriteAscii(Stream output, string text) => output.Write(Encoding.ASCII.GetBytes(text));
-
     private async ValueTask<RewriteResult> ResolveAsync(HttpContext context, string clientId)
     {
         var lookup = await sessions.FindAsync(clientId, context.RequestAborted);
         if (lookup.Status == SessionLookupStatus.Unavailable && SocketIOClientIds.IsGatewayId(clientId))
         {
-            return new RewriteResult(RewriteStatus.DirectoryUnavailable, null, null, null);
+            return new RewriteResult(RewriteStatus.DirectoryUnavailable, null, null);
         }
 
         // Not ours (a plain Socket.IO client's id, or a stale one), or, with authentication on, a
@@ -328,12 +244,12 @@ internal sealed class SocketIdRewrite(
         var location = lookup.Location;
         if (await modes.GetAsync(context.RequestAborted) == StreamingMode.Sse)
         {
-            return new RewriteResult(RewriteStatus.Streamed, null, null, null) { ConnectionId = location.ConnectionId, ClientId = clientId };
+            return new RewriteResult(RewriteStatus.Streamed, null, null) { ConnectionId = location.ConnectionId, ClientId = clientId };
         }
 
         return location.SocketId is null
-            ? new RewriteResult(RewriteStatus.Reconnecting, null, null, null)
-            : new RewriteResult(RewriteStatus.Rewritten, location.SocketId, location.Destination, null);
+            ? new RewriteResult(RewriteStatus.Reconnecting, null, null)
+            : new RewriteResult(RewriteStatus.Rewritten, location.SocketId, location.Destination);
     }
 
     private enum RewriteStatus
@@ -345,13 +261,20 @@ internal sealed class SocketIdRewrite(
         DirectoryUnavailable,
     }
 
-    private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination, byte[]? Body)
+    private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination)
     {
         /// <summary>The hub connection to stream to (SSE mode): its SignalR id, and the id the client sent.</summary>
         public string? ConnectionId { get; init; }
 
         public string? ClientId { get; init; }
 
-        public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null, null);
+        public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null);
+    }
+
+    private static partial class Log
+    {
+        // The status and a fixed reason only: the body, its headers and its boundary are the client's.
+        [LoggerMessage(1101, LogLevel.Debug, "Refused a prediction body with {Status} ({Reason}).", EventName = "PredictionBodyRefused")]
+        public static partial void Refused(ILogger logger, int status, string reason);
     }
 }

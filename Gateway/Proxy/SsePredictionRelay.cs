@@ -14,15 +14,21 @@ namespace TromAi.Gateway.Proxy;
 internal sealed partial class SsePredictionRelay(
     SsePredictions upstream, UpstreamHeaderPolicy headers, ISessionDirectory sessions, HubLifetimeManager<PredictionHub> clients, ILogger<SsePredictionRelay> logger)
 {
-    public async Task RelayAsync(HttpContext context, string connectionId, string socketIOClientId, byte[] body)
+    /// <param name="body">The rewritten prediction body; it may still be streaming from the client (multipart).</param>
+    public async Task RelayAsync(HttpContext context, string connectionId, string socketIOClientId, HttpContent body)
     {
         var aborted = context.RequestAborted;
-        using var content = new ByteArrayContent(body);
-        content.Headers.TryAddWithoutValidation("Content-Type", context.Request.ContentType);
+        body.Headers.TryAddWithoutValidation("Content-Type", context.Request.ContentType);
         HttpResponseMessage response;
         try
         {
-            (response, _) = await upstream.PostAsync(context.Request.Path.Value!.TrimStart('/') + context.Request.QueryString, content, headers.CallerOf(context.Request), aborted);
+            (response, _) = await upstream.PostAsync(context.Request.Path.Value!.TrimStart('/') + context.Request.QueryString, body, headers.CallerOf(context.Request), aborted);
+        }
+        catch (UpstreamUnavailableException e) when (PredictionBodyException.BodyFailure(e) is { } cause)
+        {
+            // The client's body broke off or was malformed, not TROM.AI: the rewrite answers it.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+            throw;
         }
         catch (UpstreamUnavailableException e)
         {
@@ -90,7 +96,7 @@ internal sealed partial class SsePredictionRelay(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}")]
+        [LoggerMessage(1111, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}", EventName = "SseBlockSkipped")]
         public static partial void SkippedBlock(ILogger logger, string reason);
     }
 }

@@ -9,8 +9,8 @@ namespace TromAi.Gateway.Security;
 
 /// <summary>
 /// Accepts one of <c>Gateway:Auth:ApiKeys</c>, from <c>X-Api-Key</c>, <c>Authorization: Bearer</c>
-/// (what SignalR clients send with <c>accessTokenFactory</c>), or the <c>access_token</c> query
-/// string (what they send on WebSockets, where browsers cannot set headers).
+/// (what SignalR clients send with <c>accessTokenFactory</c>), or, on the hub's WebSocket and SSE
+/// requests only, the <c>access_token</c> query string (what browsers send there, unable to set headers).
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemes, ILoggerFactory loggers, UrlEncoder encoder, IOptions<GatewayOptions> gateway)
@@ -18,6 +18,7 @@ internal sealed class ApiKeyAuthenticationHandler(
 {
     public const string SchemeName = "ApiKey";
     public const string HeaderName = Upstream.UpstreamHeaderPolicy.GatewayKeyHeader;
+    public const string AccessTokenQuery = "access_token";
 
     private readonly byte[][] _keys = [.. gateway.Value.Auth.ApiKeys.Select(key => SHA256.HashData(Encoding.UTF8.GetBytes(key)))];
 
@@ -58,8 +59,18 @@ internal sealed class ApiKeyAuthenticationHandler(
             return bearer;
         }
 
-        return request.Query.TryGetValue("access_token", out var query) && query.Count > 0 ? query[0] : null;
+        return AccessTokenFromQuery(request);
     }
+
+    /// <summary>
+    /// The <c>access_token</c> query, only on the hub requests where a browser cannot send headers
+    /// (its WebSocket and SSE stream): anywhere else a credential in the URL would only end up in
+    /// logs and histories, and SignalR's clients send headers there.
+    /// </summary>
+    internal static string? AccessTokenFromQuery(HttpRequest request) =>
+        RoutedRequest.IsBrowserTransport(request.HttpContext) && request.Query.TryGetValue(AccessTokenQuery, out var query) && query.Count > 0
+            ? query[0]
+            : null;
 
     internal static string? BearerToken(HttpRequest request)
     {

@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.IdentityModel.Tokens;
-using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Security;
 
@@ -23,6 +22,7 @@ internal static class GatewaySecurity
             }
         });
         services.AddSingleton<RequestLimits>();
+        services.AddForwardedHeadersTrust();
 
         var auth = snapshot.Auth;
         if (!auth.Enabled)
@@ -52,13 +52,12 @@ internal static class GatewaySecurity
                     jwt.TokenValidationParameters.IssuerSigningKey = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(auth.Jwt.SigningKey));
                 }
 
-                // Browsers cannot set headers on WebSockets: SignalR clients send the token in the query.
+                // Browsers cannot set headers on WebSockets and EventSource: SignalR clients send the token in the query there.
                 jwt.Events = new JwtBearerEvents
                 {
                     OnMessageReceived = context =>
                     {
-                        if (context.HttpContext.Request.Path.StartsWithSegments(PredictionHub.Path)
-                            && context.Request.Query.TryGetValue("access_token", out var token))
+                        if (ApiKeyAuthenticationHandler.AccessTokenFromQuery(context.Request) is { } token)
                         {
                             context.Token = token;
                         }

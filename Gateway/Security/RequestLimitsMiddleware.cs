@@ -1,7 +1,5 @@
 using System.Net;
 using Microsoft.AspNetCore.Http.Features;
-using TromAi.Gateway.Bridge;
-using TromAi.Gateway.Health;
 using TromAi.Gateway.Proxy;
 using TromAi.Gateway.Telemetry;
 
@@ -16,17 +14,18 @@ internal sealed partial class RequestLimitsMiddleware(RequestDelegate next, Requ
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        var path = context.Request.Path;
-        if (path.StartsWithSegments(HealthEndpoints.Liveness) || path.StartsWithSegments(HealthEndpoints.Readiness))
+        // Routing has run: what the request is comes from the endpoint it matched, in whatever spelling.
+        var kind = RoutedRequest.KindOf(context);
+        if (kind == RoutedRequest.Kind.Probe)
         {
             await next(context); // probes are never limited: a full instance is still alive
             return;
         }
 
         var ip = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (path.StartsWithSegments(PredictionHub.Path))
+        if (kind is RoutedRequest.Kind.Negotiate or RoutedRequest.Kind.HubTransport)
         {
-            await HubRequestAsync(context, ip);
+            await HubRequestAsync(context, kind, ip);
             return;
         }
 
@@ -53,10 +52,10 @@ internal sealed partial class RequestLimitsMiddleware(RequestDelegate next, Requ
         await next(context);
     }
 
-    private async Task HubRequestAsync(HttpContext context, string ip)
+    private async Task HubRequestAsync(HttpContext context, RoutedRequest.Kind kind, string ip)
     {
-        // A new connection: negotiate, or a WebSocket that skipped negotiation (no connection token yet).
-        var opening = (context.Request.Path.Value ?? "").EndsWith("/negotiate", StringComparison.Ordinal)
+        // A new connection: negotiate (not its CORS preflight), or a WebSocket that skipped negotiation (no connection token yet).
+        var opening = (kind == RoutedRequest.Kind.Negotiate && !HttpMethods.IsOptions(context.Request.Method))
             || (context.WebSockets.IsWebSocketRequest && !context.Request.Query.ContainsKey("id"));
         if (opening)
         {
@@ -105,7 +104,7 @@ internal sealed partial class RequestLimitsMiddleware(RequestDelegate next, Requ
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Debug, "Rejected a request ({Reason}) from {Address}.")]
+        [LoggerMessage(1201, LogLevel.Debug, "Rejected a request ({Reason}) from {Address}.", EventName = "RequestRejected")]
         public static partial void Rejected(ILogger logger, string reason, IPAddress? address);
     }
 }

@@ -206,6 +206,9 @@ internal sealed class GatewayMetrics
         /// <summary>A prediction body that is not valid JSON or multipart (400).</summary>
         public const string InvalidBody = "invalid_body";
 
+        /// <summary>A prediction body that would pass Proxy:MaxBufferedBodyBytes, the bytes all bodies may hold at once (503).</summary>
+        public const string BodyBudget = "body_budget";
+
         public const string MessageTooLarge = "message_too_large";
 
         /// <summary>A new hub connection whose upstream session could not be opened (handshake error).</summary>
@@ -221,7 +224,7 @@ internal sealed class GatewayMetrics
         /// <summary>Every value of the tag, <see cref="Other"/> included.</summary>
         internal static readonly string[] All =
         [
-            Backlog, ConnectionLimit, IpConnectionLimit, ConnectRate, RequestRate, BodyTooLarge, InvalidBody,
+            Backlog, ConnectionLimit, IpConnectionLimit, ConnectRate, RequestRate, BodyTooLarge, InvalidBody, BodyBudget,
             MessageTooLarge, UpstreamUnavailable, UpstreamTimeout, Unauthorized, Draining, Other,
         ];
     }
