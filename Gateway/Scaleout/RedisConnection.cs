@@ -4,49 +4,76 @@ using StackExchange.Redis;
 namespace TromAi.Gateway.Scaleout;
 
 /// <summary>
-/// The instance's one Redis multiplexer. It connects in the background and keeps retrying, so a
-/// gateway whose Redis is down at start still serves its own connections; callers check
-/// <see cref="IsConnected"/> or bound their waits with <see cref="WithTimeout{T}"/>.
+/// The instance's one connection to Redis, shared by the SignalR backplane, the session directory's
+/// cache and anything else that keeps state there. It connects in the background and keeps
+/// retrying, so an instance whose Redis is down at start still starts and serves its own
+/// connections. Nothing waits on it without bound: while it is disconnected every command fails at
+/// once, and while it is connected a command gives up after <c>Gateway:Redis:OperationTimeout</c>.
 /// </summary>
 internal sealed partial class RedisConnection : IAsyncDisposable
 {
-    private readonly RedisOptions _options;
+    // Reconnect attempts run on the multiplexer's heartbeat. Its defaults (1 s heartbeat, backoff
+    // growing to 10 s) left sessions unfindable for up to 6.4 s after Redis came back; a short
+    // heartbeat and a flat retry interval bring that under 2 s (README, "When Redis is in trouble").
+    private const int HeartbeatMilliseconds = 250;
+    private const int ReconnectIntervalMilliseconds = 250;
+
     private readonly ILogger _logger;
-    private readonly Task<ConnectionMultiplexer> _multiplexer;
+    private readonly TaskCompletionSource<IConnectionMultiplexer> _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task<IConnectionMultiplexer> _multiplexer;
 
     public RedisConnection(IOptions<GatewayOptions> options, ILogger<RedisConnection> logger)
     {
-        _options = options.Value.Redis;
         _logger = logger;
-        _multiplexer = ConnectAsync();
+        OperationTimeout = options.Value.Redis.OperationTimeout;
+        var configuration = Configure(options.Value.Redis);
+        _multiplexer = Task.Run(() => ConnectAsync(configuration));
     }
 
-    /// <summary>This instance's id: names it in the session directory and on the backplane.</summary>
-    public string InstanceId { get; } = $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^20];
-
-    public string KeyPrefix => _options.KeyPrefix;
-
-    public TimeSpan OperationTimeout => _options.OperationTimeout;
+    /// <summary>Longest wait for one Redis call (<c>Gateway:Redis:OperationTimeout</c>).</summary>
+    public TimeSpan OperationTimeout { get; }
 
     public bool IsConnected => _multiplexer.IsCompletedSuccessfully && _multiplexer.Result.IsConnected;
 
-    /// <summary>Raised when the connection to Redis is back after a loss, so state kept there can be written again.</summary>
+    /// <summary>
+    /// Raised when the connection is back after a loss (or up for the first time after a failed start):
+    /// state this instance keeps in Redis may have to be written again, since Redis may have restarted empty.
+    /// </summary>
     public event Action? Restored;
 
-    /// <summary>The multiplexer, once the first connection attempt has returned (it may still be disconnected).</summary>
-    public Task<ConnectionMultiplexer> Multiplexer => _multiplexer;
+    /// <summary>The multiplexer once created, which takes at most the operation timeout; it may be disconnected and reconnecting.</summary>
+    public Task<IConnectionMultiplexer> GetMultiplexerAsync() => _multiplexer;
 
+    /// <summary>The multiplexer once it has been connected. Waits as long as Redis is down: for background work only.</summary>
+    public Task<IConnectionMultiplexer> WhenFirstConnectedAsync() => _firstConnected.Task;
+
+    /// <summary>The database to call now, or null while Redis is not connected.</summary>
     public IDatabase? Database => IsConnected ? _multiplexer.Result.GetDatabase() : null;
 
-    private async Task<ConnectionMultiplexer> ConnectAsync()
+    /// <summary>The multiplexer's configuration: the configured string, with the gateway's outage behaviour on top.</summary>
+    internal static ConfigurationOptions Configure(RedisOptions options)
     {
-        var configuration = ConfigurationOptions.Parse(_options.Configuration!);
+        var configuration = ConfigurationOptions.Parse(options.Configuration!);
+        var timeout = (int)options.OperationTimeout.TotalMilliseconds;
         configuration.AbortOnConnectFail = false; // keep retrying in the background instead of failing start-up
-        configuration.ConnectTimeout = (int)_options.OperationTimeout.TotalMilliseconds;
-        configuration.SyncTimeout = (int)_options.OperationTimeout.TotalMilliseconds;
-        configuration.ConnectRetry = int.MaxValue;
-        configuration.ClientName ??= "tromai-gateway";
+        configuration.ConnectTimeout = timeout;
+        configuration.SyncTimeout = timeout;
+        configuration.AsyncTimeout = timeout;
 
+        // The default queues commands while disconnected until they time out: a lookup would then
+        // wait the whole operation timeout to learn what is already known. Fail at once instead.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        configuration.HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMilliseconds);
+        configuration.ReconnectRetryPolicy = new LinearRetry(ReconnectIntervalMilliseconds);
+
+        // Pub/sub channels (the backplane's) get the key prefix too, so several gateways can share one Redis.
+        configuration.ChannelPrefix = RedisChannel.Literal(options.KeyPrefix + ":");
+        configuration.ClientName ??= "tromai-gateway";
+        return configuration;
+    }
+
+    private async Task<IConnectionMultiplexer> ConnectAsync(ConfigurationOptions configuration)
+    {
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
         multiplexer.ConnectionFailed += (_, e) =>
         {
@@ -60,11 +87,16 @@ internal sealed partial class RedisConnection : IAsyncDisposable
             if (e.ConnectionType == ConnectionType.Interactive)
             {
                 Log.Restored(_logger);
+                _firstConnected.TrySetResult(multiplexer);
                 Restored?.Invoke();
             }
         };
 
-        if (!multiplexer.IsConnected)
+        if (multiplexer.IsConnected)
+        {
+            _firstConnected.TrySetResult(multiplexer);
+        }
+        else
         {
             Log.Lost(_logger, "not reachable at start; retrying in the background");
         }
@@ -72,34 +104,26 @@ internal sealed partial class RedisConnection : IAsyncDisposable
         return multiplexer;
     }
 
-    /// <summary>A Redis call that gives up after <see cref="OperationTimeout"/>: no request waits on Redis without bound.</summary>
-    public async Task<T> WithTimeout<T>(Task<T> call)
+    public async ValueTask DisposeAsync()
     {
         try
         {
-            return await call.WaitAsync(_options.OperationTimeout);
+            var multiplexer = await _multiplexer;
+            await multiplexer.CloseAsync(allowCommandsToComplete: false);
+            await multiplexer.DisposeAsync();
         }
-        catch (TimeoutException)
+        catch (Exception e) when (e is RedisException or ObjectDisposedException)
         {
-            throw new TimeoutException($"Redis did not answer within {_options.OperationTimeout.TotalMilliseconds:0} ms (Gateway:Redis:OperationTimeout).");
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_multiplexer.IsCompletedSuccessfully)
-        {
-            await _multiplexer.Result.CloseAsync(allowCommandsToComplete: false);
-            _multiplexer.Result.Dispose();
+            // The backplane and the cache dispose the shared multiplexer too, in any order.
         }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Redis connection lost ({Reason}); this instance keeps serving its own connections.")]
+        [LoggerMessage(1101, LogLevel.Warning, "Redis connection lost ({Reason}); this instance keeps serving its own connections.", EventName = "RedisLost")]
         public static partial void Lost(ILogger logger, string reason);
 
-        [LoggerMessage(2, LogLevel.Information, "Redis connection restored.")]
+        [LoggerMessage(1102, LogLevel.Information, "Redis connection restored.", EventName = "RedisRestored")]
         public static partial void Restored(ILogger logger);
     }
 }
