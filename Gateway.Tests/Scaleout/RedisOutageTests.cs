@@ -140,7 +140,10 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
                 await b.WaitForLookupAsync(client.Id, SessionLookupStatus.Found);
             }
 
-            await _redis.RestartAsync(); // empty: no persistence
+            await _redis.StopAsync();
+            await WaitForRedisStatusAsync(a, "Degraded"); // both retrying by now
+            await WaitForRedisStatusAsync(b, "Degraded");
+            await _redis.StartAsync(); // empty: no persistence
             var sinceBack = Stopwatch.StartNew();
             foreach (var client in clients)
             {

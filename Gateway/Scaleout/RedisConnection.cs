@@ -21,6 +21,7 @@ internal sealed partial class RedisConnection : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TaskCompletionSource<IConnectionMultiplexer> _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task<IConnectionMultiplexer> _multiplexer;
+    private int _lost;
 
     public RedisConnection(IOptions<GatewayOptions> options, ILogger<RedisConnection> logger)
     {
@@ -44,7 +45,7 @@ internal sealed partial class RedisConnection : IAsyncDisposable
     /// <summary>The multiplexer once created, which takes at most the operation timeout; it may be disconnected and reconnecting.</summary>
     public Task<IConnectionMultiplexer> GetMultiplexerAsync() => _multiplexer;
 
-    /// <summary>The multiplexer once it has been connected. Waits as long as Redis is down: for background work only.</summary>
+    /// <summary>The multiplexer once it has been connected (both its connections). Waits as long as Redis is down: for background work only.</summary>
     public Task<IConnectionMultiplexer> WhenFirstConnectedAsync() => _firstConnected.Task;
 
     /// <summary>The database to call now, or null while Redis is not connected.</summary>
@@ -77,32 +78,43 @@ internal sealed partial class RedisConnection : IAsyncDisposable
         var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
         multiplexer.ConnectionFailed += (_, e) =>
         {
-            if (e.ConnectionType == ConnectionType.Interactive)
+            if (Interlocked.Exchange(ref _lost, 1) == 0)
             {
                 Log.Lost(_logger, e.FailureType.ToString());
             }
         };
-        multiplexer.ConnectionRestored += (_, e) =>
+        multiplexer.ConnectionRestored += (_, _) => OnConnected(multiplexer);
+        if (!FullyConnected(multiplexer))
         {
-            if (e.ConnectionType == ConnectionType.Interactive)
-            {
-                Log.Restored(_logger);
-                _firstConnected.TrySetResult(multiplexer);
-                Restored?.Invoke();
-            }
-        };
-
-        if (multiplexer.IsConnected)
-        {
-            _firstConnected.TrySetResult(multiplexer);
-        }
-        else
-        {
+            Volatile.Write(ref _lost, 1);
             Log.Lost(_logger, "not reachable at start; retrying in the background");
         }
 
+        OnConnected(multiplexer);
         return multiplexer;
     }
+
+    /// <summary>
+    /// Back only once both of the multiplexer's connections are: commands go over one, the
+    /// backplane's subscriptions over the other, and either may come back first.
+    /// </summary>
+    private void OnConnected(IConnectionMultiplexer multiplexer)
+    {
+        if (!FullyConnected(multiplexer))
+        {
+            return;
+        }
+
+        _firstConnected.TrySetResult(multiplexer);
+        if (Interlocked.Exchange(ref _lost, 0) == 1)
+        {
+            Log.Restored(_logger);
+            Restored?.Invoke();
+        }
+    }
+
+    private static bool FullyConnected(IConnectionMultiplexer multiplexer) =>
+        multiplexer.IsConnected && multiplexer.GetSubscriber().IsConnected();
 
     public async ValueTask DisposeAsync()
     {

@@ -14,7 +14,7 @@ namespace TromAi.Gateway.Scaleout;
 /// written when its connection starts and when its upstream socket changes, and names its instance;
 /// the instance keeps one key of its own alive (<c>Gateway:Redis:SessionTtl</c>, renewed every third
 /// of it). An entry whose instance key is gone is not found, and expires by itself after
-/// <see cref="EntryLifetime"/>; an entry that lives that long is rewritten at half of it.
+/// <see cref="EntryLifetime"/>; the entry of a connection that outlives half of that is rewritten.
 /// </para>
 /// This instance's own connections are answered from memory and never wait on Redis.
 /// </summary>
@@ -23,8 +23,8 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
     /// <summary>How long an entry outlives a dead instance, at most: long, since only a crash leaves entries behind.</summary>
     internal static readonly TimeSpan EntryLifetime = TimeSpan.FromHours(24);
 
-    // Writes in flight at once when this instance writes its sessions again after Redis came back
-    // (10,000 sessions in about a second on one connection); more would only queue in the multiplexer.
+    // Writes in flight at once when this instance writes its sessions again after Redis came back:
+    // enough to keep the one connection's pipeline full; more would only queue in the multiplexer.
     private const int RepublishParallelism = 64;
 
     private readonly ConcurrentDictionary<string, LocalSession> _local = new(StringComparer.Ordinal);
@@ -192,7 +192,7 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
     {
         Volatile.Write(ref _restoredAt, _time.GetTimestamp());
         Volatile.Write(ref _republish, 1); // Redis may have restarted empty
-        _wake.TrySetResult();
+        Volatile.Read(ref _wake).TrySetResult();
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -207,20 +207,19 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
         var stopping = _stopping.Token;
         while (!stopping.IsCancellationRequested)
         {
+            // Replaced before the pass reads what to do, so a restore at any moment is seen by this pass or wakes the next.
+            var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _wake, wake);
             try
             {
                 await SyncAsync();
-                var wake = _wake.Task;
-                await Task.WhenAny(wake, Task.Delay(_heartbeat, _time, stopping));
-                if (wake.IsCompleted)
-                {
-                    _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 Log.KeepAliveFailed(_logger, e);
             }
+
+            await Task.WhenAny(wake.Task, Task.Delay(_heartbeat, _time, stopping));
         }
     }
 
