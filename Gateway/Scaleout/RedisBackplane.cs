@@ -18,7 +18,6 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
 {
     private readonly RedisHubLifetimeManager<THub> _backplane;
     private readonly RedisConnection _redis;
-    private readonly TimeSpan _timeout;
     private readonly ILogger _logger;
     private readonly HubConnectionStore _local = new();
     private readonly ConcurrentDictionary<string, HubConnectionContext> _awaitingRedis = new(StringComparer.Ordinal);
@@ -31,13 +30,20 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
         // multiplexer open, and the container would dispose the cache (which closes it) first.
         _backplane = ActivatorUtilities.CreateInstance<RedisHubLifetimeManager<THub>>(services);
         _redis = redis;
-        _timeout = redis.OperationTimeout;
         _logger = logger;
         redis.Restored += OnRedisRestored;
         lifetime.ApplicationStopped.Register(DisposeBackplane);
+        _ = HandOverOnceConnectedAsync();
     }
 
     private void OnRedisRestored() => _ = HandOverAsync();
+
+    /// <summary>Connections that arrived while the first connection was being made are handed over once it is.</summary>
+    private async Task HandOverOnceConnectedAsync()
+    {
+        await _redis.WhenFirstConnectedAsync();
+        await HandOverAsync();
+    }
 
     public override async Task OnConnectedAsync(HubConnectionContext connection)
     {
@@ -64,7 +70,8 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
     /// <summary>Registers the connection with the backplane, or leaves it unregistered (and the backplane clean) when Redis cannot be reached.</summary>
     private async Task<bool> TryRegisterAsync(HubConnectionContext connection)
     {
-        if (!_redis.IsConnected)
+        // Until the first connection is made, the backplane waits for it: not a connection's start.
+        if (!_redis.IsConnected || !_redis.HasConnected)
         {
             return false;
         }
@@ -91,6 +98,10 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             // The subscription is dropped locally before Redis is asked; Redis drops it with our socket.
+        }
+        catch (InvalidOperationException)
+        {
+            // Its registration failed before the backplane had set the connection up: nothing to undo.
         }
     }
 
@@ -198,7 +209,7 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
     /// A call that may wait on Redis, given up after the operation timeout: the backplane's first use
     /// waits for Redis to be up, however long that takes.
     /// </summary>
-    private Task Bounded(Task call) => call.WaitAsync(_timeout);
+    private Task Bounded(Task call) => call.WaitAsync(_redis.OperationTimeout);
 }
 
 // Outside the generic type, so that there is one log class, not one per hub.

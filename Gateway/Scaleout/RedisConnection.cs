@@ -18,23 +18,26 @@ internal sealed partial class RedisConnection : IAsyncDisposable
     private const int HeartbeatMilliseconds = 250;
     private const int ReconnectIntervalMilliseconds = 250;
 
+    private readonly IOptions<GatewayOptions> _options;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource<IConnectionMultiplexer> _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task<IConnectionMultiplexer> _multiplexer;
+    private readonly Lazy<Task<IConnectionMultiplexer>> _multiplexer;
     private int _lost;
 
     public RedisConnection(IOptions<GatewayOptions> options, ILogger<RedisConnection> logger)
     {
+        _options = options;
         _logger = logger;
-        OperationTimeout = options.Value.Redis.OperationTimeout;
-        var configuration = Configure(options.Value.Redis);
-        _multiplexer = Task.Run(() => ConnectAsync(configuration));
+
+        // Started at first use (the backplane or the directory starting), not when the container builds:
+        // reading the options then would throw their validation error outside the start-up that reports it.
+        _multiplexer = new(() => Task.Run(() => ConnectAsync(Configure(options.Value.Redis))));
     }
 
     /// <summary>Longest wait for one Redis call (<c>Gateway:Redis:OperationTimeout</c>).</summary>
-    public TimeSpan OperationTimeout { get; }
+    public TimeSpan OperationTimeout => _options.Value.Redis.OperationTimeout;
 
-    public bool IsConnected => _multiplexer.IsCompletedSuccessfully && _multiplexer.Result.IsConnected;
+    public bool IsConnected => _multiplexer.Value is { IsCompletedSuccessfully: true } multiplexer && multiplexer.Result.IsConnected;
 
     /// <summary>
     /// Raised when the connection is back after a loss (or up for the first time after a failed start):
@@ -43,13 +46,20 @@ internal sealed partial class RedisConnection : IAsyncDisposable
     public event Action? Restored;
 
     /// <summary>The multiplexer once created, which takes at most the operation timeout; it may be disconnected and reconnecting.</summary>
-    public Task<IConnectionMultiplexer> GetMultiplexerAsync() => _multiplexer;
+    public Task<IConnectionMultiplexer> GetMultiplexerAsync() => _multiplexer.Value;
 
     /// <summary>The multiplexer once it has been connected (both its connections). Waits as long as Redis is down: for background work only.</summary>
-    public Task<IConnectionMultiplexer> WhenFirstConnectedAsync() => _firstConnected.Task;
+    public Task<IConnectionMultiplexer> WhenFirstConnectedAsync()
+    {
+        _ = _multiplexer.Value;
+        return _firstConnected.Task;
+    }
+
+    /// <summary>True once the multiplexer has been connected (both its connections), whatever it is now.</summary>
+    public bool HasConnected => _firstConnected.Task.IsCompleted;
 
     /// <summary>The database to call now, or null while Redis is not connected.</summary>
-    public IDatabase? Database => IsConnected ? _multiplexer.Result.GetDatabase() : null;
+    public IDatabase? Database => IsConnected ? _multiplexer.Value.Result.GetDatabase() : null;
 
     /// <summary>The multiplexer's configuration: the configured string, with the gateway's outage behaviour on top.</summary>
     internal static ConfigurationOptions Configure(RedisOptions options)
@@ -118,9 +128,14 @@ internal sealed partial class RedisConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (!_multiplexer.IsValueCreated)
+        {
+            return;
+        }
+
         try
         {
-            var multiplexer = await _multiplexer;
+            var multiplexer = await _multiplexer.Value;
             await multiplexer.CloseAsync(allowCommandsToComplete: false);
             await multiplexer.DisposeAsync();
         }

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 using TromAi.Gateway.Bridge;
 using BackplaneOptions = Microsoft.AspNetCore.SignalR.StackExchangeRedis.RedisOptions;
 
@@ -30,11 +29,8 @@ internal static class ScaleoutServiceCollectionExtensions
             services.AddSingleton(typeof(HubLifetimeManager<>), typeof(RedisBackplane<>));
 
             services.AddStackExchangeRedisCache(_ => { });
-            services.AddOptions<RedisCacheOptions>().Configure<RedisConnection, IOptions<GatewayOptions>>((cache, connection, gateway) =>
-            {
-                cache.InstanceName = gateway.Value.Redis.KeyPrefix + ":";
-                cache.ConnectionMultiplexerFactory = connection.GetMultiplexerAsync;
-            });
+            services.AddOptions<RedisCacheOptions>().Configure<RedisConnection>((cache, connection) =>
+                cache.ConnectionMultiplexerFactory = connection.GetMultiplexerAsync);
         }
         else
         {

@@ -33,12 +33,8 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
     private readonly RedisConnection? _redis;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly TimeSpan _ttl;
-    private readonly TimeSpan _heartbeat;
-    private readonly TimeSpan _timeout;
-    private readonly DistributedCacheEntryOptions _instanceOptions;
+    private readonly IOptions<GatewayOptions> _options;
     private readonly DistributedCacheEntryOptions _entryOptions = new() { AbsoluteExpirationRelativeToNow = EntryLifetime };
-    private readonly string _instanceKey;
     private readonly byte[] _instanceValue;
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -54,12 +50,8 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
         _redis = redis;
         _time = time;
         _logger = logger;
-        var ttl = _ttl = options.Value.Redis.SessionTtl;
-        _heartbeat = ttl / 3;
-        _timeout = options.Value.Redis.OperationTimeout;
-        _instanceOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = ttl };
+        _options = options; // read where used: the container builds this before start-up validates them
         InstanceId = $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24];
-        _instanceKey = InstanceKey(InstanceId);
         _instanceValue = System.Text.Encoding.UTF8.GetBytes(InstanceId);
         if (redis is not null)
         {
@@ -150,13 +142,13 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
         // sessions again; a live one has done so within its TTL. A miss before that is no proof, and
         // the caller had better retry than forward an id to where no event would arrive.
         var restoredAt = Volatile.Read(ref _restoredAt);
-        return restoredAt != 0 && _time.GetElapsedTime(restoredAt) < _ttl
+        return restoredAt != 0 && _time.GetElapsedTime(restoredAt) < Ttl
             ? SessionLookup.Unavailable
             : SessionLookup.NotFound;
     }
 
     private Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken) =>
-        _cache.GetAsync(key, cancellationToken).WaitAsync(_timeout, cancellationToken);
+        _cache.GetAsync(key, cancellationToken).WaitAsync(Timeout, cancellationToken);
 
     private async Task WriteAsync(LocalSession session)
     {
@@ -178,7 +170,7 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
 
         try
         {
-            await write().WaitAsync(_timeout);
+            await write().WaitAsync(Timeout);
             return true;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
@@ -195,10 +187,34 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
         Volatile.Read(ref _wake).TrySetResult();
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    private TimeSpan Ttl => _options.Value.Redis.SessionTtl;
+
+    private TimeSpan Timeout => _options.Value.Redis.OperationTimeout;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (_redis is not null)
+        {
+            // Serving before Redis answers would hide other instances' sessions for a moment; waiting
+            // longer than the operation timeout would let a Redis that is down hold up the start.
+            _ = WakeOnceConnectedAsync(_redis);
+            try
+            {
+                await _redis.WhenFirstConnectedAsync().WaitAsync(Timeout, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
         _running = Task.Run(KeepAliveAsync, CancellationToken.None);
-        return Task.CompletedTask;
+    }
+
+    /// <summary>Sessions added before Redis first answered are written as soon as it does.</summary>
+    private async Task WakeOnceConnectedAsync(RedisConnection redis)
+    {
+        await redis.WhenFirstConnectedAsync();
+        Volatile.Read(ref _wake).TrySetResult();
     }
 
     /// <summary>Renews this instance's key every heartbeat, and writes what Redis is missing: at once when Redis comes back.</summary>
@@ -219,7 +235,7 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
                 Log.KeepAliveFailed(_logger, e);
             }
 
-            await Task.WhenAny(wake.Task, Task.Delay(_heartbeat, _time, stopping));
+            await Task.WhenAny(wake.Task, Task.Delay(Ttl / 3, _time, stopping));
         }
     }
 
@@ -233,7 +249,8 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
         // A missing key that was written means Redis lost it (a restart, or this instance stalled
         // past its TTL): every entry is written again, restore event or not.
         var present = await TryGetInstanceAsync();
-        if (present is null || !await TryAsync(() => _cache.SetAsync(_instanceKey, _instanceValue, _instanceOptions), _instanceKey))
+        var instanceOptions = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = Ttl };
+        if (present is null || !await TryAsync(() => _cache.SetAsync(InstanceKey(InstanceId), _instanceValue, instanceOptions), "this instance's key"))
         {
             return;
         }
@@ -256,18 +273,20 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
     {
         try
         {
-            return await GetAsync(_instanceKey, CancellationToken.None) is not null;
+            return await GetAsync(InstanceKey(InstanceId), CancellationToken.None) is not null;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            Log.WriteFailed(_logger, _instanceKey, e.Message);
+            Log.WriteFailed(_logger, "this instance's key", e.Message);
             return null;
         }
     }
 
-    private static string SessionKey(string socketIOClientId) => "session:" + socketIOClientId;
+    // The prefix is the directory's, not the cache's InstanceName: the cache is built before start-up
+    // validates the options, and reading them then would throw outside the start-up that reports it.
+    private string SessionKey(string socketIOClientId) => $"{_options.Value.Redis.KeyPrefix}:session:{socketIOClientId}";
 
-    private static string InstanceKey(string instanceId) => "instance:" + instanceId;
+    private string InstanceKey(string instanceId) => $"{_options.Value.Redis.KeyPrefix}:instance:{instanceId}";
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
