@@ -12,9 +12,9 @@ namespace TromAi.Gateway.Scaleout;
 /// </summary>
 internal sealed partial class RedisConnection : IAsyncDisposable
 {
-    // Reconnect attempts run on the multiplexer's heartbeat. Its defaults (1 s heartbeat, backoff
-    // growing to 10 s) left sessions unfindable for up to 6.4 s after Redis came back; a short
-    // heartbeat and a flat retry interval bring that under 2 s (README, "When Redis is in trouble").
+    // Reconnect attempts run on the multiplexer's heartbeat. With its defaults (1 s heartbeat, a
+    // backoff growing to 10 s) a reconnect after a longer outage waits seconds; a short heartbeat and a
+    // flat retry interval had every session findable again 0.1–0.7 s after Redis answered (README).
     private const int HeartbeatMilliseconds = 250;
     private const int ReconnectIntervalMilliseconds = 250;
 
