@@ -156,10 +156,13 @@ public sealed class RedisOptions
     /// <summary>Prefix of every key and channel, so several gateways can share one Redis.</summary>
     public string KeyPrefix { get; set; } = "tromai-gateway";
 
-    /// <summary>How long a session's directory entry outlives its owner; the owner refreshes it well before.</summary>
-    public TimeSpan SessionTtl { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How long the sessions of an instance that died without closing them stay findable. Each
+    /// instance renews its own liveness every third of it: one Redis write, however many sessions it holds.
+    /// </summary>
+    public TimeSpan SessionTtl { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Longest wait for one Redis call in a request path; past it the call counts as failed.</summary>
+    /// <summary>Longest wait for one Redis call; past it the call counts as failed. While Redis is down, calls fail at once.</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     public bool Enabled => !string.IsNullOrWhiteSpace(Configuration);

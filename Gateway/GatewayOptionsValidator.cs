@@ -36,13 +36,23 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 failures.Add($"{redis}Configuration is not a valid StackExchange.Redis configuration: {e.Message}");
             }
+        }
 
-            RequirePositive(failures, redis + "SessionTtl", options.Redis.SessionTtl);
-            RequirePositive(failures, redis + "OperationTimeout", options.Redis.OperationTimeout);
-            if (string.IsNullOrWhiteSpace(options.Redis.KeyPrefix))
-            {
-                failures.Add($"{redis}KeyPrefix must not be empty.");
-            }
+        // Checked with or without Redis: the session directory keeps liveness in memory the same way.
+        if (options.Redis.SessionTtl < TimeSpan.FromSeconds(1))
+        {
+            failures.Add($"{redis}SessionTtl must be at least 00:00:01 (got {options.Redis.SessionTtl}).");
+        }
+
+        RequirePositive(failures, redis + "OperationTimeout", options.Redis.OperationTimeout);
+        if (options.Redis.OperationTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            failures.Add($"{redis}OperationTimeout is too long (got {options.Redis.OperationTimeout}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Redis.KeyPrefix) || options.Redis.KeyPrefix.Any(char.IsWhiteSpace))
+        {
+            failures.Add($"{redis}KeyPrefix must be a non-empty name without spaces (got '{options.Redis.KeyPrefix}').");
         }
 
         if (options.Relay.MaxBacklog < 1)

@@ -52,19 +52,7 @@ public static class GatewayServiceCollectionExtensions
 
         // The host must outwait the drain: its default 30 s would cut a longer Gateway:Drain:Timeout short.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = snapshot.Drain.Timeout + TimeSpan.FromSeconds(15));
-        if (redis)
-        {
-            services.AddRedisBackplane();
-            services.AddSingleton<RedisConnection>();
-            services.AddSingleton<RedisSessionDirectory>();
-            services.AddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<RedisSessionDirectory>());
-            services.AddHostedService(sp => sp.GetRequiredService<RedisSessionDirectory>());
-        }
-        else
-        {
-            services.AddSingleton<ISessionDirectory, MemorySessionDirectory>();
-        }
-
+        services.AddGatewayScaleout(redis);
         services.AddReverseProxy().AddGatewayTransforms(snapshot);
         services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();
         return services;

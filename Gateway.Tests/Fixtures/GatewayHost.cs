@@ -29,16 +29,17 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<GatewayHost> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null)
+    /// <param name="services">Services registered before the gateway's, which take their place (a fake <see cref="TimeProvider"/>, say).</param>
+    public static async Task<GatewayHost> StartAsync(Uri upstream, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
-        var app = Build(upstream, settings);
+        var app = Build(upstream, settings, services);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         return new GatewayHost(app, new Uri(address.TrimEnd('/') + "/"));
     }
 
     /// <summary>The app as Program.cs builds it, with test settings layered over appsettings.json.</summary>
-    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null)
+    public static WebApplication Build(Uri upstream, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -61,6 +62,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+        services?.Invoke(builder.Services);
         builder.Services.AddTromAiGateway(builder.Configuration);
         var app = builder.Build();
         app.MapTromAiGateway();

@@ -25,11 +25,11 @@ public sealed class HealthEndpointsTests
     }
 
     [Fact]
-    public async Task Readyz_is_503_without_a_reachable_upstream_or_Redis_and_names_neither_address()
+    public async Task Readyz_is_503_without_a_reachable_upstream_and_names_no_address()
     {
         await using var gateway = await GatewayHost.StartAsync(new Uri("http://127.0.0.1:1/"), new Dictionary<string, string?>
         {
-            ["Gateway:Redis:Configuration"] = "127.0.0.1:2,connectTimeout=200",
+            ["Gateway:Redis:Configuration"] = "127.0.0.1:2",
         });
 
         using var live = await gateway.Http.GetAsync("healthz");
@@ -40,7 +40,27 @@ public sealed class HealthEndpointsTests
         var text = await ready.Content.ReadAsStringAsync();
         var checks = JsonDocument.Parse(text).RootElement.GetProperty("checks");
         Assert.Equal("Unhealthy", checks.GetProperty("upstream").GetProperty("status").GetString());
-        Assert.Equal("Unhealthy", checks.GetProperty("redis").GetProperty("status").GetString());
+        Assert.Equal("Degraded", checks.GetProperty("redis").GetProperty("status").GetString());
         Assert.DoesNotContain("127.0.0.1", text);
+    }
+
+    [Fact]
+    public async Task Readyz_stays_200_without_Redis_and_reports_it_degraded()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            ["Gateway:Redis:Configuration"] = "127.0.0.1:2",
+        });
+
+        using var ready = await gateway.Http.GetAsync("readyz");
+
+        // Redis down is down for every instance: taking them all out of the load balancer would stop
+        // what still works (their own connections, every REST call).
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        var body = await ready.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("Degraded", body.GetProperty("status").GetString());
+        Assert.Equal("Degraded", body.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("upstream").GetProperty("status").GetString());
     }
 }

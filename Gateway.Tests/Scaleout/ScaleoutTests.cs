@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.SignalR.Client;
-using StackExchange.Redis;
-using RedisServer = TromAi.Gateway.Tests.Fixtures.RedisServer;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 
@@ -13,7 +12,7 @@ namespace TromAi.Gateway.Tests.Scaleout;
 /// </summary>
 public sealed class ScaleoutTests : IAsyncLifetime
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
     private RedisServer _redis = null!;
     private TestUpstream _replicaA = null!, _replicaB = null!;
 
@@ -32,13 +31,20 @@ public sealed class ScaleoutTests : IAsyncLifetime
         await _redis.DisposeAsync();
     }
 
-    private Dictionary<string, string?> Settings(string? redis = null) => new()
+    private Dictionary<string, string?> Settings(string? redis = null)
     {
-        ["Gateway:Redis:Configuration"] = redis ?? _redis.Configuration,
-        ["Gateway:Redis:SessionTtl"] = "00:00:03",
-        ["Gateway:Upstream:Destinations:0"] = _replicaA.BaseUrl.ToString(),
-        ["Gateway:Upstream:Destinations:1"] = _replicaB.BaseUrl.ToString(),
-    };
+        var settings = SharedRedis.Settings(_redis, new Dictionary<string, string?>
+        {
+            ["Gateway:Upstream:Destinations:0"] = _replicaA.BaseUrl.ToString(),
+            ["Gateway:Upstream:Destinations:1"] = _replicaB.BaseUrl.ToString(),
+        });
+        if (redis is not null)
+        {
+            settings["Gateway:Redis:Configuration"] = redis;
+        }
+
+        return settings;
+    }
 
     private Task<GatewayHost> StartGatewayAsync() => GatewayHost.StartAsync(_replicaA.BaseUrl, Settings());
 
@@ -78,7 +84,7 @@ public sealed class ScaleoutTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_killed_instance_s_sessions_expire_and_its_clients_stream_again_from_another()
+    public async Task A_killed_instance_s_sessions_are_no_longer_found_and_its_clients_stream_again_from_another()
     {
         await using var survivor = await StartGatewayAsync();
         await using var doomed = await GatewayProcess.StartAsync(Settings()!.ToDictionary(kv => kv.Key, kv => kv.Value!));
@@ -87,14 +93,12 @@ public sealed class ScaleoutTests : IAsyncLifetime
         events.Listen(connection, "token", "end");
         await connection.StartAsync();
         var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
-        var key = (RedisKey)$"tromai-gateway:session:{id}";
-        using var redis = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
-        Assert.True(await redis.GetDatabase().KeyExistsAsync(key));
+        await survivor.WaitForLookupAsync(id, SessionLookupStatus.Found);
 
-        await doomed.KillAsync();
+        await doomed.KillAsync(); // no goodbye: its entries stay in Redis, its liveness lapses
         await connection.DisposeAsync();
 
-        await WaitUntilAsync(async () => !await redis.GetDatabase().KeyExistsAsync(key), "the dead instance's directory entry to expire");
+        await survivor.WaitForLookupAsync(id, SessionLookupStatus.NotFound);
         var (again, againEvents, againId) = await ConnectAsync(survivor);
         await using var _ = again;
         await Predictions.PostAsync(survivor.Http, "echo-question", new { question = "moved", socketIOClientId = againId });
@@ -116,8 +120,8 @@ public sealed class ScaleoutTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, (await streaming).Status); // the stream in flight is not Redis's business
         await events.WaitForAsync(e => e.Any(x => x.Name == "end"), Timeout);
-        using var redis = await ConnectionMultiplexer.ConnectAsync(_redis.Configuration);
-        await WaitUntilAsync(() => redis.GetDatabase().KeyExistsAsync($"tromai-gateway:session:{id}"), "the directory entry to be written again");
+        Assert.Equal(400, events.Snapshot().Count(e => e.Name == "token"));
+        await b.WaitForLookupAsync(id, SessionLookupStatus.Found); // written again by A
         var before = events.Snapshot().Count;
         await Predictions.PostAsync(b.Http, "echo-question", new { question = "after restart", socketIOClientId = id });
         await events.WaitForAsync(e => e.Skip(before).Any(x => x.Name == "end"), Timeout);
@@ -171,19 +175,4 @@ public sealed class ScaleoutTests : IAsyncLifetime
 
     private static Task<(HubConnection Connection, EventRecorder Events, string Id)> ConnectAsync(GatewayHost gateway) =>
         HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
-
-    /// <summary>Waits for state kept in another process (Redis), re-asking at a short interval until it holds.</summary>
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        using var deadline = new CancellationTokenSource(Timeout);
-        while (!await condition())
-        {
-            if (deadline.IsCancellationRequested)
-            {
-                throw new TimeoutException($"Timed out waiting for {what}.");
-            }
-
-            await Task.Delay(100);
-        }
-    }
 }

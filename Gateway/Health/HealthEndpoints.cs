@@ -25,7 +25,7 @@ internal static class HealthEndpoints
         return services;
     }
 
-    /// <summary><c>/healthz</c>: the process is alive. <c>/readyz</c>: it can take work (upstream reachable, Redis when configured, not draining).</summary>
+    /// <summary><c>/healthz</c>: the process is alive. <c>/readyz</c>: it can take work (upstream reachable, not draining); Redis down makes it Degraded, still 200.</summary>
     public static void MapGatewayHealth(this IEndpointRouteBuilder endpoints)
     {
         // Probes come from the orchestrator, which holds no gateway credentials.

@@ -52,9 +52,16 @@ internal sealed class UpstreamCheck(IHttpClientFactory http, UpstreamDestination
     }
 }
 
-/// <summary>Ready only with Redis when it is configured: without it, this instance cannot find other instances' sessions.</summary>
+/// <summary>
+/// Degraded, not unready, while Redis is down: this instance still serves its own connections and
+/// every REST call, so taking it out of the load balancer would only make things worse (when Redis
+/// is down, it is down for every instance). Only lookups of other instances' sessions fail meanwhile,
+/// with 503 and <c>Retry-After</c>.
+/// </summary>
 internal sealed class RedisCheck(RedisConnection redis) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(redis.IsConnected ? HealthCheckResult.Healthy("connected") : HealthCheckResult.Unhealthy("not connected; retrying"));
+        Task.FromResult(redis.IsConnected
+            ? HealthCheckResult.Healthy("connected")
+            : HealthCheckResult.Degraded("not connected; retrying. This instance serves its own connections; other instances' sessions cannot be looked up meanwhile."));
 }

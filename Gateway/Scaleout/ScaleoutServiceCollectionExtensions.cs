@@ -1,22 +1,45 @@
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using TromAi.Gateway.Bridge;
+using BackplaneOptions = Microsoft.AspNetCore.SignalR.StackExchangeRedis.RedisOptions;
 
 namespace TromAi.Gateway.Scaleout;
 
 internal static class ScaleoutServiceCollectionExtensions
 {
     /// <summary>
-    /// Makes every hub's <see cref="HubLifetimeManager{THub}"/> the Redis backplane, on the instance's shared
-    /// <see cref="RedisConnection"/> (configured by <c>Gateway:Redis</c>). Works before or after <c>AddSignalR()</c>.
+    /// The session directory, on Redis's <c>IDistributedCache</c> with <paramref name="redis"/> and
+    /// the in-memory one without; with Redis, also ASP.NET Core's Redis backplane for every hub. Both
+    /// share the instance's one <see cref="RedisConnection"/> (<c>Gateway:Redis</c>).
     /// </summary>
-    internal static IServiceCollection AddRedisBackplane(this IServiceCollection services)
+    internal static IServiceCollection AddGatewayScaleout(this IServiceCollection services, bool redis)
     {
-        services.TryAddSingleton<RedisConnection>();
         services.TryAddSingleton(TimeProvider.System);
+        if (redis)
+        {
+            services.AddSingleton<RedisConnection>();
 
-        // AddSignalR only TryAdds the default manager: removing it covers both orders of the calls.
-        services.RemoveAll(typeof(HubLifetimeManager<>));
-        services.AddSingleton(typeof(HubLifetimeManager<>), typeof(RedisHubLifetimeManager<>));
+            // The backplane connects once, for good: handing it the multiplexer only once it is
+            // connected keeps a Redis that is down at start from leaving it without its subscriptions.
+            services.AddSignalR().AddStackExchangeRedis(_ => { });
+            services.AddOptions<BackplaneOptions>().Configure<RedisConnection>((backplane, connection) =>
+                backplane.ConnectionFactory = async _ => await connection.WhenFirstConnectedAsync());
+            services.RemoveAll(typeof(HubLifetimeManager<>));
+            services.AddSingleton(typeof(HubLifetimeManager<>), typeof(RedisBackplane<>));
+
+            services.AddStackExchangeRedisCache(_ => { });
+            services.AddOptions<RedisCacheOptions>().Configure<RedisConnection>((cache, connection) =>
+                cache.ConnectionMultiplexerFactory = connection.GetMultiplexerAsync);
+        }
+        else
+        {
+            services.AddDistributedMemoryCache();
+        }
+
+        services.AddSingleton<SessionDirectory>();
+        services.AddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<SessionDirectory>());
+        services.AddHostedService(sp => sp.GetRequiredService<SessionDirectory>());
         return services;
     }
 }
