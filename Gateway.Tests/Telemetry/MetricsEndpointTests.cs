@@ -26,7 +26,7 @@ public sealed class MetricsEndpointTests(TelemetryTests.UpstreamFixture fixture)
 
     private static readonly string[] RejectReasons =
     [
-        "backlog", "connection_limit", "ip_connection_limit", "connect_rate", "request_rate", "body_too_large", "invalid_body",
+        "backlog", "connection_limit", "ip_connection_limit", "connect_rate", "request_rate", "body_too_large", "invalid_body", "body_budget",
         "message_too_large", "upstream_unavailable", "upstream_timeout", "unauthorized", "draining", "other",
     ];
 
