@@ -50,6 +50,8 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add($"{relay}MaxBacklog must be at least 1 (got {options.Relay.MaxBacklog}).");
         }
 
+        RequirePositive(failures, relay + "SlowClientTimeout", options.Relay.SlowClientTimeout);
+
         if (options.Proxy.MaxPredictionBodyBytes < 1)
         {
             failures.Add($"{proxy}MaxPredictionBodyBytes must be at least 1 (got {options.Proxy.MaxPredictionBodyBytes}).");

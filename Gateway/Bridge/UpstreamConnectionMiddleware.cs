@@ -26,6 +26,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
     GatewayDrain drain,
     HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
+    TimeProvider time,
     ILogger<UpstreamConnectionMiddleware> logger)
 {
     private const byte RecordSeparator = 0x1e;
@@ -40,7 +41,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
         }
 
         using var scope = logger.BeginConnectionScope(connection.ConnectionId);
-        var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, metrics, logger);
+        var relay = new ConnectionRelay(connection, clients, options.Value.Relay, time, metrics, logger);
         UpstreamSession? session = null;
         try
         {
@@ -102,7 +103,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Refusing connection {ConnectionId}: {Reason}")]
+        [LoggerMessage(3040, LogLevel.Warning, "Refusing connection {ConnectionId}: {Reason}", EventName = "HubConnectionRefused")]
         public static partial void UpstreamUnavailable(ILogger logger, string connectionId, string reason);
     }
 }
