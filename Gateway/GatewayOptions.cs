@@ -167,6 +167,14 @@ public sealed class RelayOptions
     public TimeSpan SlowClientTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How long a hub connection may send nothing (no message, not even SignalR's keep-alive ping,
+    /// which clients send every 15 s) before it is closed and its upstream session freed. SignalR's
+    /// own client timeout only starts at a client's first ping, so a client that never pings would
+    /// otherwise hold its upstream session forever.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// Bytes of sent messages the hub keeps per connection so that a client using stateful reconnect
     /// gets them again after its socket drops. Past it, sending waits for the client to acknowledge,
     /// and the connection's backlog grows toward <see cref="MaxBacklog"/>.

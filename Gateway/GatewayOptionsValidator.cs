@@ -51,6 +51,7 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         }
 
         RequirePositive(failures, relay + "SlowClientTimeout", options.Relay.SlowClientTimeout);
+        RequirePositive(failures, relay + "IdleTimeout", options.Relay.IdleTimeout);
 
         if (options.Proxy.MaxPredictionBodyBytes < 1)
         {
