@@ -35,15 +35,17 @@ public sealed class IdleConnectionTests
         await using var upstream = await TestUpstream.StartAsync();
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
         {
-            ["Gateway:Relay:IdleTimeout"] = "00:00:01",
+            ["Gateway:Relay:IdleTimeout"] = "00:00:03",
         });
         await using var client = await RawHubClient.OpenAsync(gateway.HubUrl);
         Assert.Equal("{}", await client.HandshakeAsync(Timeout));
 
-        // Three idle timeouts long, a ping every 250 ms: the client's own cadence, as SignalR clients ping every 15 s.
-        for (var ping = 0; ping < 12; ping++)
+        // Over two idle timeouts, a ping every 100 ms: the client's own cadence (SignalR clients ping
+        // every 15 s against 30 s), thirty times more often than needed so that a loaded machine cannot
+        // make a gap of 3 s.
+        for (var ping = 0; ping < 70; ping++)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(250));
+            await Task.Delay(TimeSpan.FromMilliseconds(100));
             await client.SendAsync("""{"type":6}""");
         }
 
