@@ -170,8 +170,27 @@ public sealed class RedisOptions
 
 public sealed class RelayOptions
 {
-    /// <summary>Events that may wait for one slow client before its connection is closed. Bounds the memory a client that stops reading can hold.</summary>
+    /// <summary>
+    /// Events that may wait for one client. Past it the gateway stops reading that connection's
+    /// upstream socket until the client has taken some (TCP then slows TROM.AI down): it bounds the
+    /// memory one client can hold, and a burst (after a stall) waits instead of cutting a client that reads.
+    /// </summary>
     public int MaxBacklog { get; set; } = 20_000;
+
+    /// <summary>
+    /// How long a client may take no event at all while <see cref="MaxBacklog"/> events wait for it;
+    /// then its connection is closed. Its upstream socket is not read meanwhile, Engine.IO's pings
+    /// included, so keep it well below TROM.AI's ping timeout (Socket.IO's default: 20 s).
+    /// </summary>
+    public TimeSpan SlowClientTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a hub connection may send nothing (no message, not even SignalR's keep-alive ping,
+    /// which clients send every 15 s) before it is closed and its upstream session freed. SignalR's
+    /// own client timeout only starts at a client's first ping, so a client that never pings would
+    /// otherwise hold its upstream session forever.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Bytes of sent messages the hub keeps per connection so that a client using stateful reconnect

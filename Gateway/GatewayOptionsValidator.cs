@@ -60,6 +60,9 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add($"{relay}MaxBacklog must be at least 1 (got {options.Relay.MaxBacklog}).");
         }
 
+        RequirePositive(failures, relay + "SlowClientTimeout", options.Relay.SlowClientTimeout);
+        RequirePositive(failures, relay + "IdleTimeout", options.Relay.IdleTimeout);
+
         if (options.Proxy.MaxPredictionBodyBytes < 1)
         {
             failures.Add($"{proxy}MaxPredictionBodyBytes must be at least 1 (got {options.Proxy.MaxPredictionBodyBytes}).");

@@ -29,6 +29,7 @@ public static class GatewayServiceCollectionExtensions
         var snapshot = Snapshot(section);
 
         services.AddSignalR().AddGatewayMessagePackProtocol();
+        ReplaceJsonHubProtocol(services);
         services.AddOptions<HubOptions>().Configure<IOptions<GatewayOptions>>((hub, gateway) =>
         {
             // Predict requests carry the prediction body (history, uploads): more than SignalR's 32 KB default.
@@ -56,6 +57,19 @@ public static class GatewayServiceCollectionExtensions
         services.AddReverseProxy().AddGatewayTransforms(snapshot);
         services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();
         return services;
+    }
+
+    /// <summary>The hub's JSON protocol skips message types it does not know (<see cref="ForwardCompatibleJsonHubProtocol"/>).</summary>
+    private static void ReplaceJsonHubProtocol(IServiceCollection services)
+    {
+        var json = services.FirstOrDefault(descriptor => descriptor.ServiceType == typeof(Microsoft.AspNetCore.SignalR.Protocol.IHubProtocol)
+            && descriptor.ImplementationType == typeof(Microsoft.AspNetCore.SignalR.Protocol.JsonHubProtocol));
+        if (json is not null)
+        {
+            services.Remove(json);
+        }
+
+        services.AddSingleton<Microsoft.AspNetCore.SignalR.Protocol.IHubProtocol, ForwardCompatibleJsonHubProtocol>();
     }
 
     private static GatewayOptions Snapshot(IConfigurationSection section)

@@ -5,7 +5,7 @@ using TromAi.Gateway.Tests.Infrastructure;
 
 namespace TromAi.Gateway.Tests.Bridge;
 
-/// <summary>A client that stops reading is cut off at the backlog limit; its neighbours do not notice.</summary>
+/// <summary>A client that stops reading is cut off once its backlog is full and it has taken nothing for <c>Relay:SlowClientTimeout</c>; its neighbours do not notice.</summary>
 public sealed class ConnectionRelayTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
@@ -18,6 +18,7 @@ public sealed class ConnectionRelayTests
         {
             // Above the neighbour's whole burst, so only a client that does not read can reach it.
             ["Gateway:Relay:MaxBacklog"] = "5000",
+            ["Gateway:Relay:SlowClientTimeout"] = "00:00:02",
         });
         // The stalled client reaches the gateway through a relay that can stop reading for it. It waits for the
         // gateway far longer than the test runs, so only the gateway can end its connection.

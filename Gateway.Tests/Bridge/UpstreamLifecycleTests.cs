@@ -140,4 +140,26 @@ public sealed class UpstreamLifecycleTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Contains("reconnecting", body.GetProperty("message").GetString());
     }
+
+    [Fact]
+    public async Task A_frame_the_gateway_cannot_read_ends_the_upstream_socket_and_the_session_comes_back()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
+        await using var connection = new HubConnectionBuilder().WithUrl(gateway.HubUrl).Build();
+        var events = new EventRecorder();
+        connection.On<System.Text.Json.JsonElement>("gateway:upstream-lost", notice => events.Record("gateway:upstream-lost", [notice]));
+        connection.On<System.Text.Json.JsonElement>("gateway:upstream-restored", notice => events.Record("gateway:upstream-restored", [notice]));
+        connection.On<string>("token", token => events.Record("token", [token]));
+        await connection.StartAsync();
+        var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
+
+        (await upstream.Http.PostAsync("test/malformed-frame", content: null)).EnsureSuccessStatusCode();
+        await events.WaitForEventAsync("gateway:upstream-restored", Timeout);
+        await Predictions.PostAsync(gateway.Http, "echo-question", new { question = "read again", socketIOClientId = id });
+
+        await events.WaitForEventAsync("token", Timeout);
+        Assert.Equal(["gateway:upstream-lost", "gateway:upstream-restored", "token"], events.Snapshot().Select(e => e.Name));
+        Assert.Equal("read again", events.Snapshot()[^1].Args[0].GetString());
+    }
 }

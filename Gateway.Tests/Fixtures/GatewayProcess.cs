@@ -72,6 +72,18 @@ public sealed partial class GatewayProcess : IAsyncDisposable
         await kill.WaitForExitAsync();
     }
 
+    /// <summary>Freezes the process (SIGSTOP), as a long GC pause or a CPU-starved pod would: sockets stay open, nothing is read.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a paused process run again (SIGCONT).</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", [signal, _process.Id.ToString()])!;
+        await kill.WaitForExitAsync();
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         await _process.WaitForExitAsync().WaitAsync(timeout);

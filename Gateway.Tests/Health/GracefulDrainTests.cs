@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json;
 using Microsoft.AspNetCore.SignalR.Client;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
@@ -41,10 +43,36 @@ public sealed class GracefulDrainTests
         Assert.Equal(HttpStatusCode.OK, status); // the running prediction finished
         Assert.Equal(string.Concat(Enumerable.Range(0, 200).Select(i => $"t:{i}")), answer.GetProperty("text").GetString());
         await events.WaitForEventAsync("gateway:draining", Timeout);
-        await closed.Task.WaitAsync(Timeout);
+        Assert.Null(await closed.Task.WaitAsync(Timeout)); // a clean close, not an error
         var received = events.Snapshot();
         Assert.Equal(200, received.Count(e => e.Name == "token"));
         Assert.Equal(["end", "gateway:draining"], received.TakeLast(2).Select(e => e.Name)); // after the last event
+        Assert.Equal(0, await gateway.WaitForExitAsync(Timeout));
+    }
+
+    [Fact]
+    public async Task On_SIGTERM_a_connection_gets_the_notice_then_SignalRs_close_allowing_reconnect_then_a_normal_WebSocket_close()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Gateway:Upstream:BaseUrl"] = upstream.BaseUrl.ToString(),
+        });
+        await using var client = await RawHubClient.OpenAsync(gateway.HubUrl);
+        Assert.Equal("{}", await client.HandshakeAsync(Timeout));
+
+        await gateway.TerminateAsync();
+        var messages = await client.ReceiveUntilClosedAsync(Timeout);
+
+        Assert.Equal(2, messages.Count);
+        using var notice = JsonDocument.Parse(messages[0]);
+        Assert.Equal(1, notice.RootElement.GetProperty("type").GetInt32()); // an invocation of the client's handler
+        Assert.Equal("gateway:draining", notice.RootElement.GetProperty("target").GetString());
+        using var close = JsonDocument.Parse(messages[1]);
+        Assert.Equal(7, close.RootElement.GetProperty("type").GetInt32());
+        Assert.True(close.RootElement.GetProperty("allowReconnect").GetBoolean());
+        Assert.False(close.RootElement.TryGetProperty("error", out _));
+        Assert.Contains(client.CloseStatus, new WebSocketCloseStatus?[] { WebSocketCloseStatus.NormalClosure, WebSocketCloseStatus.EndpointUnavailable });
         Assert.Equal(0, await gateway.WaitForExitAsync(Timeout));
     }
 

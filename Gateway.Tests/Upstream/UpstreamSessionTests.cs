@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Telemetry;
+using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
@@ -42,6 +43,38 @@ public sealed class UpstreamSessionTests
         Assert.Equal(first, third); // the emptier one
         Assert.Equal(b, destinations.Acquire(avoid: a));
         Assert.Equal(b, destinations.Acquire(avoid: a)); // even now that b is the busier one
+    }
+
+    [Fact]
+    public async Task A_flush_given_up_before_it_was_sent_does_not_take_the_barrier_of_the_next_one()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        var options = new UpstreamOptions { BaseUrl = upstream.BaseUrl };
+        var destinations = new UpstreamDestinations(Options.Create(new GatewayOptions { Upstream = options }));
+        var metrics = new GatewayMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
+        var listener = new RecordingListener();
+        await using var session = new UpstreamSession(options, destinations, listener, TimeProvider.System, metrics, NullLogger.Instance);
+        await session.ConnectAsync(CancellationToken.None);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.FlushAsync(new CancellationToken(canceled: true)));
+        await Predictions.PostAsync(upstream.Http, "echo-question", new { question = "before the barrier", socketIOClientId = session.SocketId });
+        Assert.True(await session.FlushAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // The barrier came back after everything the upstream emitted before it.
+        Assert.Equal(["token", "end"], listener.Events);
+    }
+
+    private sealed class RecordingListener : IUpstreamListener
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _events = new();
+
+        public IReadOnlyList<string> Events => [.. _events];
+
+        public void OnEvent(string name, object?[] args) => _events.Enqueue(name);
+
+        public void OnLost(string reason) => _events.Enqueue("lost");
+
+        public void OnRestored(int attempts, TimeSpan downtime) => _events.Enqueue("restored");
     }
 
     private sealed class NoListener : IUpstreamListener

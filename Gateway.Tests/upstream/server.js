@@ -252,6 +252,13 @@ app.post("/test/restart", (req, res) => {
   res.json({ ok: true });
 });
 
+// Writes a frame no Socket.IO client can parse (an event whose JSON is cut short) to every socket.
+app.post("/test/malformed-frame", (req, res) => {
+  const sockets = io ? [...io.of("/").sockets.values()] : [];
+  for (const s of sockets) s.conn.write('2["token",');
+  res.json({ sent: sockets.length });
+});
+
 app.post("/test/stall", (req, res) => {
   const ms = Math.max(0, Number(req.query.ms) || 0);
   stallUntil = Date.now() + ms;

@@ -10,80 +10,196 @@ namespace TromAi.Gateway.Bridge;
 
 /// <summary>
 /// The one queue an upstream event crosses: the Socket.IO receive loop writes, a single consumer
-/// sends to the SignalR connection, so order is the wire order and a slow client never stalls the
-/// socket. The queue is bounded: a client that stops reading is cut off instead of growing memory.
+/// (the pump) sends to the SignalR connection or into the running <c>Predict</c>'s capture, so order
+/// is the wire order. Markers travel through the same queue (a capture's start and end, "everything
+/// before me was sent"), so whatever waits for one keeps reading meanwhile.
+/// <para>
+/// Memory is bounded by <c>Relay:MaxBacklog</c> through backpressure, not by cutting clients: while
+/// that many events wait, the upstream receive loop stops reading (<see cref="WaitForRoomAsync"/>)
+/// and TCP slows TROM.AI down, so a burst after a stall is absorbed by a client that reads. Only a
+/// client that takes nothing for <c>Relay:SlowClientTimeout</c> is cut off.
+/// </para>
 /// </summary>
 internal sealed partial class ConnectionRelay : IUpstreamListener
 {
-    private static readonly TimeSpan CloseLinger = TimeSpan.FromSeconds(1);
+    // Notices and markers enter without waiting for room; this much above MaxBacklog is theirs before
+    // an event from a producer that cannot wait (the polling transport) counts as an overflow.
+    private const int MarkerAllowance = 64;
+
     private readonly ConnectionContext _connection;
-    private readonly GatewayMetrics _metrics;
     private readonly HubLifetimeManager<PredictionHub> _clients;
+    private readonly GatewayMetrics _metrics;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _maxBacklog;
-    private readonly Channel<RelayedEvent> _queue;
-    private volatile ChannelWriter<PredictionEvent>? _capture;
+    private readonly TimeSpan _slowClientTimeout;
+    private readonly Channel<RelayItem> _queue = Channel.CreateUnbounded<RelayItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource _connectionClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _depth;
+    private TaskCompletionSource? _room;
+    private int _closing;
     private Task _pump = Task.CompletedTask;
 
-    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, int maxBacklog, GatewayMetrics metrics, ILogger logger)
+    // The pump's alone: where upstream events go while a Predict runs.
+    private PredictionCapture? _capture;
+
+    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, RelayOptions options, TimeProvider time, GatewayMetrics metrics, ILogger logger)
     {
         _connection = connection;
-        _metrics = metrics;
         _clients = clients;
-        _maxBacklog = maxBacklog;
+        _metrics = metrics;
+        _time = time;
         _logger = logger;
-        _queue = Channel.CreateBounded<RelayedEvent>(new BoundedChannelOptions(maxBacklog)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait, // TryWrite then fails instead of dropping silently
-        });
+        _maxBacklog = options.MaxBacklog;
+        _slowClientTimeout = options.SlowClientTimeout;
+        connection.ConnectionClosed.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), _connectionClosed);
     }
 
-    public void OnEvent(string name, object?[] args) => Enqueue(new RelayedEvent(name, args));
+    private bool Closing => Volatile.Read(ref _closing) != 0;
+
+    public void OnEvent(string name, object?[] args)
+    {
+        // The upstream receive loop waits for room before each frame and never gets here over the
+        // limit; a producer that cannot wait (the polling transport) is cut off like a client that does not read.
+        if (Volatile.Read(ref _depth) >= _maxBacklog + MarkerAllowance)
+        {
+            Close(GatewayMetrics.RejectReason.Backlog, $"The client did not read its events: more than {_maxBacklog} were waiting (Gateway:Relay:MaxBacklog).");
+            return;
+        }
+
+        Enqueue(RelayItem.Event(name, args));
+    }
+
+    /// <summary>Queues an event once there is room (see <see cref="WaitForRoomAsync"/>): for producers that can wait, such as an SSE answer being relayed.</summary>
+    public async ValueTask WriteAsync(string name, object?[] args, CancellationToken cancellationToken)
+    {
+        await WaitForRoomAsync(cancellationToken);
+        Enqueue(RelayItem.Event(name, args));
+    }
 
     public void OnLost(string reason) =>
-        Enqueue(new RelayedEvent(GatewayEvents.UpstreamLost, [new GatewayEvents.UpstreamLostNotice(reason)]));
+        Enqueue(RelayItem.Notice(GatewayEvents.UpstreamLost, [new GatewayEvents.UpstreamLostNotice(reason)]));
 
     public void OnRestored(int attempts, TimeSpan downtime) =>
-        Enqueue(new RelayedEvent(GatewayEvents.UpstreamRestored, [new GatewayEvents.UpstreamRestoredNotice(attempts, (long)downtime.TotalMilliseconds)]));
+        Enqueue(RelayItem.Notice(GatewayEvents.UpstreamRestored, [new GatewayEvents.UpstreamRestoredNotice(attempts, (long)downtime.TotalMilliseconds)]));
 
     /// <summary>
-    /// Sends upstream events to <paramref name="capture"/> (a hub <c>Predict</c> stream) instead of
-    /// to the client's handlers, until <see cref="EndCapture"/>. The gateway's own notifications
-    /// still go to the client.
+    /// Completes when fewer than <c>MaxBacklog</c> items wait. Called by the upstream receive loop
+    /// after each frame, which reads nothing meanwhile, Engine.IO's pings included: TROM.AI drops a
+    /// socket that has not answered its ping within its ping timeout (Socket.IO's default: 20 s after
+    /// the ping, which comes every 25 s). So the wait is bounded: a client that takes nothing for
+    /// <c>SlowClientTimeout</c> (10 s by default) is cut off, and its session with it, before TROM.AI
+    /// would drop the socket. A client that reads, however slowly, sets the pace instead; if it is so
+    /// slow that a ping waits behind its backlog past TROM.AI's timeout, the session drops and comes back
+    /// (gateway:upstream-lost, then -restored), as after any network blip.
     /// </summary>
-    public void BeginCapture(ChannelWriter<PredictionEvent> capture) => _capture = capture;
+    public ValueTask WaitForRoomAsync(CancellationToken cancellationToken) =>
+        Volatile.Read(ref _depth) < _maxBacklog || Closing ? ValueTask.CompletedTask : new(WaitForRoomSlowAsync(cancellationToken));
 
-    public void EndCapture() => _capture = null;
-
-    /// <summary>Completes when every event queued before this call has been sent or captured.</summary>
-    public Task DrainAsync()
+    private async Task WaitForRoomSlowAsync(CancellationToken cancellationToken)
     {
-        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Enqueue(new RelayedEvent(null!, [], drained));
-        return drained.Task;
+        while (!Closing)
+        {
+            var room = Volatile.Read(ref _room);
+            if (room is null)
+            {
+                var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = Interlocked.CompareExchange(ref _room, mine, null) ?? mine;
+            }
+
+            // Checked after publishing the waiter: the pump decrements first and looks for a waiter
+            // second, so one of the two sees the other.
+            if (Volatile.Read(ref _depth) < _maxBacklog)
+            {
+                return;
+            }
+
+            try
+            {
+                await room.Task.WaitAsync(_slowClientTimeout, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                Close(GatewayMetrics.RejectReason.Backlog,
+                    $"The client read nothing for {_slowClientTimeout} while {_maxBacklog} events were waiting (Gateway:Relay:SlowClientTimeout).");
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// From here on, upstream events go to <paramref name="capture"/> (a hub <c>Predict</c>) instead
+    /// of to the client's handlers, until <see cref="EndCapture"/>: the switch is a marker in the
+    /// queue, so events queued before it still reach the handlers. The gateway's own notifications
+    /// always go to the client.
+    /// </summary>
+    public void BeginCapture(PredictionCapture capture)
+    {
+        if (!Enqueue(new RelayItem(RelayItemKind.BeginCapture, null, null, capture)))
+        {
+            capture.Abandon();
+        }
+    }
+
+    /// <summary>Ends the capture behind everything queued before this call; its reader then sees the end marker.</summary>
+    public void EndCapture(PredictionCapture capture)
+    {
+        if (!Enqueue(new RelayItem(RelayItemKind.EndCapture, null, null, capture)))
+        {
+            capture.Abandon();
+        }
+    }
+
+    /// <summary>Completes when everything queued before this call has been sent to the connection (or captured), or the relay stopped.</summary>
+    public Task SentAsync()
+    {
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!Enqueue(new RelayItem(RelayItemKind.Sent, null, null, sent)))
+        {
+            sent.TrySetResult();
+        }
+
+        return sent.Task;
     }
 
     /// <summary>
     /// Sends <paramref name="name"/> after everything already queued, then closes the connection the
-    /// way a server shutdown does: the client is told it may reconnect (JS <c>withAutomaticReconnect</c> does).
+    /// way a server shutdown does: SignalR's close message tells the client it may reconnect (JS
+    /// <c>withAutomaticReconnect</c> does), then the WebSocket closes normally. Completes when the
+    /// connection has closed, so a host that stops next does not cut it mid-close.
     /// </summary>
     public async Task CloseAsync(string name, object notice, TimeSpan timeout)
     {
-        Enqueue(new RelayedEvent(name, [notice]));
+        if (_connectionClosed.Task.IsCompleted)
+        {
+            return; // ended on its own meanwhile
+        }
+
+        Enqueue(RelayItem.Notice(name, [notice]));
         try
         {
-            await DrainAsync().WaitAsync(timeout);
+            // Sent means written to the connection's transport, ahead of the close message that
+            // RequestClose makes SignalR write: the transport sends both in order before closing.
+            await SentAsync().WaitAsync(timeout, _time);
         }
         catch (TimeoutException)
         {
             // The client does not read; it gets the close without the notice.
         }
 
-        // The notice is in the connection's pipe, not yet on the wire, and the close aborts whatever
-        // the transport has not sent: let it go out first.
-        await Task.Delay(CloseLinger);
-        _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+        try
+        {
+            _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+            await _connectionClosed.Task.WaitAsync(timeout, _time);
+        }
+        catch (ObjectDisposedException)
+        {
+            // It ended between the check above and here.
+        }
+        catch (TimeoutException)
+        {
+            Log.CloseTimedOut(_logger, _connection.ConnectionId, timeout);
+        }
     }
 
     /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
@@ -92,12 +208,15 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     /// <summary>Stops sending once the connection has ended; whatever is still queued has nowhere to go.</summary>
     public async Task StopAsync()
     {
+        Interlocked.Exchange(ref _closing, 1);
         _queue.Writer.TryComplete();
+        Interlocked.Exchange(ref _room, null)?.TrySetResult(); // a waiting receive loop goes on, to be closed with its session
         await _pump;
         var left = 0;
-        while (_queue.Reader.TryRead(out _))
+        while (_queue.Reader.TryRead(out var item))
         {
             left++;
+            Discard(item);
         }
 
         if (left > 0)
@@ -106,21 +225,33 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         }
     }
 
-    private void Enqueue(RelayedEvent item)
+    /// <summary>False when the relay no longer takes anything (the connection is closing).</summary>
+    private bool Enqueue(RelayItem item)
     {
+        Interlocked.Increment(ref _depth);
         if (_queue.Writer.TryWrite(item with { EnqueuedAt = Stopwatch.GetTimestamp() }))
         {
             _metrics.Enqueued();
+            return true;
+        }
+
+        Interlocked.Decrement(ref _depth);
+        return false;
+    }
+
+    /// <summary>Cuts the connection off: the client cannot keep up, and the queue must not grow.</summary>
+    private void Close(string reason, string message)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
             return;
         }
 
-        if (_queue.Writer.TryComplete())
-        {
-            _metrics.Rejected(GatewayMetrics.RejectReason.Backlog);
-            Log.BacklogExceeded(_logger, _connection.ConnectionId, _maxBacklog);
-            _connection.Abort(new ConnectionAbortedException(
-                $"The client did not read its events: more than {_maxBacklog} were waiting (Gateway:Relay:MaxBacklog)."));
-        }
+        _queue.Writer.TryComplete();
+        Interlocked.Exchange(ref _room, null)?.TrySetResult();
+        _metrics.Rejected(reason);
+        Log.ClientTooSlow(_logger, _connection.ConnectionId, message);
+        _connection.Abort(new ConnectionAbortedException(message));
     }
 
     private async Task PumpAsync()
@@ -133,21 +264,36 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             {
                 while (reader.TryRead(out var item))
                 {
-                    _metrics.Dequeued();
-                    if (item.Drained is not null)
+                    Dequeued();
+                    switch (item.Kind)
                     {
-                        item.Drained.TrySetResult();
-                    }
-                    else if (_capture is { } capture && !item.Name.StartsWith(GatewayEvents.Prefix, StringComparison.Ordinal))
-                    {
-                        // Waits when the stream's reader lags: the backlog then builds up in this queue, bounded as always.
-                        await capture.WriteAsync(PredictionEvent.From(item.Name, item.Args), closed);
-                        _metrics.EventRelayed(item.Name, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
-                    }
-                    else
-                    {
-                        await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name, item.Args, closed);
-                        _metrics.EventRelayed(item.Name, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
+                        case RelayItemKind.Event when _capture is { } capture:
+                            // False when the capture was abandoned: its events go nowhere until its end marker.
+                            if (await capture.WriteAsync(PredictionEvent.From(item.Name!, item.Args!), closed))
+                            {
+                                _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
+                            }
+
+                            break;
+                        case RelayItemKind.Event or RelayItemKind.Notice:
+                            await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name!, item.Args!, closed);
+                            _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
+                            break;
+                        case RelayItemKind.BeginCapture:
+                            _capture = (PredictionCapture)item.State!;
+                            break;
+                        case RelayItemKind.EndCapture:
+                            var ending = (PredictionCapture)item.State!;
+                            if (ReferenceEquals(_capture, ending))
+                            {
+                                _capture = null;
+                            }
+
+                            await ending.EndAsync(closed);
+                            break;
+                        case RelayItemKind.Sent:
+                            ((TaskCompletionSource)item.State!).TrySetResult();
+                            break;
                     }
                 }
             }
@@ -161,20 +307,70 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             Log.SendFailed(_logger, _connection.ConnectionId, e);
             _connection.Abort(new ConnectionAbortedException("The gateway could not relay an event.", e));
         }
+        finally
+        {
+            _capture?.Abandon(); // its reader must not wait for an end marker that will not come
+            _capture = null;
+        }
     }
 
-    /// <param name="Drained">Set on the marker that <see cref="DrainAsync"/> queues instead of an event.</param>
-    private readonly record struct RelayedEvent(string Name, object?[] Args, TaskCompletionSource? Drained = null)
+    private void Dequeued()
+    {
+        var depth = Interlocked.Decrement(ref _depth);
+        _metrics.Dequeued();
+        if (depth < _maxBacklog && Volatile.Read(ref _room) is not null)
+        {
+            Interlocked.Exchange(ref _room, null)?.TrySetResult();
+        }
+    }
+
+    private static void Discard(RelayItem item)
+    {
+        switch (item.State)
+        {
+            case PredictionCapture capture:
+                capture.Abandon();
+                break;
+            case TaskCompletionSource sent:
+                sent.TrySetResult();
+                break;
+        }
+    }
+
+    private enum RelayItemKind
+    {
+        /// <summary>An upstream event: to the running capture, else to the client.</summary>
+        Event,
+
+        /// <summary>The gateway's own notification: always to the client.</summary>
+        Notice,
+
+        BeginCapture,
+        EndCapture,
+
+        /// <summary>Completes its <see cref="TaskCompletionSource"/> when reached.</summary>
+        Sent,
+    }
+
+    /// <param name="State">The capture of a capture marker, the completion of a <see cref="RelayItemKind.Sent"/> marker.</param>
+    private readonly record struct RelayItem(RelayItemKind Kind, string? Name, object?[]? Args, object? State)
     {
         public long EnqueuedAt { get; init; }
+
+        public static RelayItem Event(string name, object?[] args) => new(RelayItemKind.Event, name, args, null);
+
+        public static RelayItem Notice(string name, object?[] args) => new(RelayItemKind.Notice, name, args, null);
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Closing connection {ConnectionId}: more than {MaxBacklog} events waited for it to read.")]
-        public static partial void BacklogExceeded(ILogger logger, string connectionId, int maxBacklog);
+        [LoggerMessage(3001, LogLevel.Warning, "Closing connection {ConnectionId}: {Reason}", EventName = "RelayClientTooSlow")]
+        public static partial void ClientTooSlow(ILogger logger, string connectionId, string reason);
 
-        [LoggerMessage(2, LogLevel.Error, "Relaying to connection {ConnectionId} failed; closing it.")]
+        [LoggerMessage(3002, LogLevel.Error, "Relaying to connection {ConnectionId} failed; closing it.", EventName = "RelaySendFailed")]
         public static partial void SendFailed(ILogger logger, string connectionId, Exception exception);
+
+        [LoggerMessage(3003, LogLevel.Warning, "Connection {ConnectionId} did not close within {Timeout} of being asked to.", EventName = "RelayCloseTimedOut")]
+        public static partial void CloseTimedOut(ILogger logger, string connectionId, TimeSpan timeout);
     }
 }

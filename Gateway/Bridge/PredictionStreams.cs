@@ -2,7 +2,6 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using TromAi.Gateway.Health;
@@ -23,81 +22,111 @@ internal sealed partial class PredictionStreams(
     UpstreamDestinations destinations,
     GatewayDrain drain,
     IOptions<GatewayOptions> options,
+    TimeProvider time,
     ILogger<PredictionStreams> logger)
 {
-    // Long-polling has no barrier to tell that every event emitted before the answer has arrived;
-    // give them this long instead.
-    private static readonly TimeSpan PollingSettleTime = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan AbortTimeout = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan AbortTimeout = TimeSpan.FromSeconds(10);
 
     public async IAsyncEnumerable<PredictionEvent> RunAsync(
         BridgedConnection connection, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var running = drain.TrackPrediction(); // a drain lets it finish
+        RequirePathSegment(nameof(chatflowId), chatflowId);
         using var trace = Telemetry.GatewayActivity.StartPrediction(chatflowId); // the upstream call's span is its child
-        var stream = connection.Session is { } session
-            ? OverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
-            : OverSseAsync(connection.Caller, chatflowId, request, cancellationToken);
-        await foreach (var item in stream)
+        var running = drain.TrackPrediction(); // a drain lets it finish
+        if (connection.Session is not { } session)
         {
-            yield return item;
-        }
-    }
-
-    private async IAsyncEnumerable<PredictionEvent> OverSocketIOAsync(
-        BridgedConnection connection, UpstreamSession session, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        await connection.Predicting.WaitAsync(cancellationToken);
-        var capture = Channel.CreateBounded<PredictionEvent>(new BoundedChannelOptions(options.Value.Relay.MaxBacklog) { SingleReader = true, SingleWriter = true });
-        Uri? destination = null;
-        string? chatId = null;
-        var finished = false;
-        try
-        {
-            var socketId = session.SocketId ?? throw new HubException(
-                "The upstream session of this connection is reconnecting; retry once it has received gateway:upstream-restored.");
-            destination = session.Destination!;
-            (var body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
-
-            connection.Relay.BeginCapture(capture.Writer);
-            var post = PostAsync(connection.Caller, destination, chatflowId, body, cancellationToken);
-            var events = capture.Reader;
-            while (!post.IsCompleted)
+            using (running)
             {
-                await Task.WhenAny(events.WaitToReadAsync(cancellationToken).AsTask(), post);
-                while (events.TryRead(out var item))
+                await foreach (var item in OverSseAsync(connection.Caller, chatflowId, request, cancellationToken))
                 {
                     yield return item;
                 }
             }
 
-            var (status, answer) = await post;
+            yield break;
+        }
 
-            // The answer can overtake the last events: they travel on another connection.
-            if (!await session.FlushAsync(cancellationToken))
+        await foreach (var item in OverSocketIOAsync(connection, session, chatflowId, request, running, cancellationToken))
+        {
+            yield return item;
+        }
+    }
+
+    /// <summary>
+    /// Streams the prediction's capture until its end marker, then the answer (or the error). The
+    /// stream reads one channel only, so it never stops reading while the answer and the barrier
+    /// behind the last event make their way; when it ends early (the client cancelled or left), the
+    /// prediction winds down on its own (<see cref="SocketIOPrediction.WindDownAsync"/>).
+    /// </summary>
+    private async IAsyncEnumerable<PredictionEvent> OverSocketIOAsync(
+        BridgedConnection connection, UpstreamSession session, string chatflowId, JsonElement request,
+        GatewayDrain.PredictionHandle running, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        SocketIOPrediction? prediction = null;
+        try
+        {
+            await connection.Predicting.WaitAsync(cancellationToken);
+            try
             {
-                await Task.Delay(PollingSettleTime, cancellationToken);
+                var socketId = session.SocketId ?? throw new HubException(
+                    "The upstream session of this connection is reconnecting; retry once it has received gateway:upstream-restored.");
+                var (body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
+                prediction = new SocketIOPrediction(this, connection, session, session.Destination!, chatflowId, chatId, options.Value.Proxy.ActivityTimeout, time, logger);
+                prediction.Start(body);
+            }
+            finally
+            {
+                if (prediction is null)
+                {
+                    connection.Predicting.Release();
+                }
             }
 
-            await connection.Relay.DrainAsync().WaitAsync(cancellationToken);
-            while (events.TryRead(out var item))
+            await foreach (var item in prediction.Capture.ReadAsync(cancellationToken))
             {
                 yield return item;
             }
 
-            finished = true;
-            yield return Result(status, answer);
+            if (!prediction.Capture.Ended)
+            {
+                throw new HubException("The connection closed before the prediction ended.");
+            }
+
+            var outcome = await prediction.Outcome;
+            yield return outcome.Error is { } error ? throw new HubException(error) : Result(outcome.Status, outcome.Answer);
         }
         finally
         {
-            connection.Relay.EndCapture();
-            if (!finished && cancellationToken.IsCancellationRequested && destination is not null && chatId is not null)
+            if (prediction is null)
             {
-                // The client cancelled the stream: stop the flow upstream too, not just our reading of it.
-                await AbortAsync(connection.Caller, destination, chatflowId, chatId);
+                running.Dispose();
             }
+            else if (prediction.Capture.Ended)
+            {
+                prediction.Dispose();
+                connection.Predicting.Release();
+                running.Dispose();
+            }
+            else
+            {
+                // The stream's reader is gone: stop the flow upstream and let no late event of it reach
+                // the connection's handlers. The next Predict of this connection waits for that.
+                _ = WindDownAsync(connection, prediction, running);
+            }
+        }
+    }
 
+    private static async Task WindDownAsync(BridgedConnection connection, SocketIOPrediction prediction, GatewayDrain.PredictionHandle running)
+    {
+        try
+        {
+            await prediction.WindDownAsync();
+        }
+        finally
+        {
+            prediction.Dispose();
             connection.Predicting.Release();
+            running.Dispose();
         }
     }
 
@@ -171,6 +200,8 @@ internal sealed partial class PredictionStreams(
     /// </summary>
     public async Task AbortAsync(BridgedConnection connection, string chatflowId, string chatId)
     {
+        RequirePathSegment(nameof(chatflowId), chatflowId);
+        RequirePathSegment(nameof(chatId), chatId);
         IReadOnlyList<Uri> replicas = connection.Session?.Destination is { } destination ? [destination] : destinations.Replicas;
         foreach (var (status, answer) in await Task.WhenAll(replicas.Select(replica => AbortAsync(connection.Caller, replica, chatflowId, chatId))))
         {
@@ -181,7 +212,8 @@ internal sealed partial class PredictionStreams(
         }
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Answer)> AbortAsync(UpstreamCaller caller, Uri destination, string chatflowId, string chatId)
+    /// <summary>Asks TROM.AI to abort; never throws (a failure is logged and answered as 502).</summary>
+    internal async Task<(HttpStatusCode Status, JsonElement Answer)> AbortAsync(UpstreamCaller caller, Uri destination, string chatflowId, string chatId)
     {
         using var timeout = new CancellationTokenSource(AbortTimeout);
         try
@@ -199,22 +231,19 @@ internal sealed partial class PredictionStreams(
         }
     }
 
-    private async Task<(HttpStatusCode Status, JsonElement Answer)> PostAsync(UpstreamCaller caller, Uri destination, string chatflowId, byte[] body, CancellationToken cancellationToken)
+    /// <summary>
+    /// Posts the prediction and reads TROM.AI's answer. Throws <see cref="HttpRequestException"/> when
+    /// TROM.AI cannot be reached, <see cref="TaskCanceledException"/> when it does not answer within
+    /// <c>Gateway:Proxy:ActivityTimeout</c> (the HTTP client's timeout) or the call is cancelled.
+    /// </summary>
+    internal async Task<(HttpStatusCode Status, JsonElement Answer)> PostAsync(UpstreamCaller caller, Uri destination, string chatflowId, byte[] body, CancellationToken cancellationToken)
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new("application/json");
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(destination, $"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}")) { Content = content };
-            headers.Apply(request, caller);
-            using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, cancellationToken);
-            return (response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
-        }
-        catch (HttpRequestException e)
-        {
-            Log.PostFailed(logger, chatflowId, e.Message);
-            throw new HubException("TROM.AI is unreachable.");
-        }
+        using var request = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(destination, $"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}")) { Content = content };
+        headers.Apply(request, caller);
+        using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, cancellationToken);
+        return (response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
     }
 
     private static async Task<JsonElement> ReadAnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
@@ -232,7 +261,7 @@ internal sealed partial class PredictionStreams(
     }
 
     /// <summary>The final item, or the HubException that ends the stream instead.</summary>
-    private static PredictionEvent Result(HttpStatusCode status, JsonElement answer) =>
+    internal static PredictionEvent Result(HttpStatusCode status, JsonElement answer) =>
         IsSuccess(status)
             ? new PredictionEvent(PredictionEvent.Result, answer)
             : throw new HubException($"TROM.AI answered {(int)status} ({status}): {MessageOf(answer)}");
@@ -247,11 +276,25 @@ internal sealed partial class PredictionStreams(
 
         adapt(body);
         var chatId = body["chatId"] is JsonValue value && value.TryGetValue<string>(out var given) && given.Length > 0 ? given : Guid.NewGuid().ToString();
+        RequirePathSegment(nameof(chatId), chatId); // it names the prediction in the abort's URL
         body["chatId"] = chatId;
         return (JsonSerializer.SerializeToUtf8Bytes(body), chatId);
     }
 
     private static bool IsSuccess(HttpStatusCode status) => (int)status is >= 200 and < 300;
+
+    /// <summary>
+    /// Refuses an id that would not stay one segment of TROM.AI's URL (<c>..</c> climbs to the web UI,
+    /// <c>a/b</c> reaches another endpoint), before anything is sent.
+    /// </summary>
+    private static void RequirePathSegment(string name, string? id)
+    {
+        if (!UpstreamUrls.IsPathSegment(id))
+        {
+            throw new HubException(
+                $"{name} must be one segment of a TROM.AI URL: not empty, not '.' or '..', without '/', '\\', '%' or control characters, at most 1024 characters.");
+        }
+    }
 
     private static string MessageOf(JsonElement answer) =>
         answer.ValueKind == JsonValueKind.Object && answer.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.String
@@ -260,13 +303,10 @@ internal sealed partial class PredictionStreams(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Aborting prediction {ChatId} of chatflow {ChatflowId} failed: {Reason}")]
+        [LoggerMessage(3020, LogLevel.Warning, "Aborting prediction {ChatId} of chatflow {ChatflowId} failed: {Reason}", EventName = "PredictAbortFailed")]
         public static partial void AbortFailed(ILogger logger, string chatflowId, string chatId, string reason);
 
-        [LoggerMessage(3, LogLevel.Warning, "Posting a prediction of chatflow {ChatflowId} failed: {Reason}")]
-        public static partial void PostFailed(ILogger logger, string chatflowId, string reason);
-
-        [LoggerMessage(2, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}")]
+        [LoggerMessage(3021, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}", EventName = "PredictSkippedSseBlock")]
         public static partial void SkippedBlock(ILogger logger, string reason);
     }
 }

@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
@@ -26,6 +28,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
     GatewayDrain drain,
     HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
+    TimeProvider time,
     ILogger<UpstreamConnectionMiddleware> logger)
 {
     private const byte RecordSeparator = 0x1e;
@@ -40,7 +43,8 @@ internal sealed partial class UpstreamConnectionMiddleware(
         }
 
         using var scope = logger.BeginConnectionScope(connection.ConnectionId);
-        var relay = new ConnectionRelay(connection, clients, options.Value.Relay.MaxBacklog, metrics, logger);
+        WatchIdleness(connection, options.Value.Relay.IdleTimeout);
+        var relay = new ConnectionRelay(connection, clients, options.Value.Relay, time, metrics, logger);
         UpstreamSession? session = null;
         try
         {
@@ -87,6 +91,44 @@ internal sealed partial class UpstreamConnectionMiddleware(
     private static ValueTask DisposeAsync(UpstreamSession? session) => session?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     /// <summary>
+    /// Closes the connection once the client has sent nothing for <paramref name="timeout"/>, which
+    /// frees its upstream session. SignalR's own ClientTimeoutInterval starts only with the client's
+    /// first ping (for clients that never ping), and the session is opened before the handshake: a
+    /// client that completes the handshake and then falls silent would hold it forever. Transports
+    /// whose liveness is their own (long polling: a client that stops polling is dropped by SignalR)
+    /// and whose clients therefore do not ping are left to it.
+    /// </summary>
+    private void WatchIdleness(ConnectionContext connection, TimeSpan timeout)
+    {
+        if (connection.Features.Get<IConnectionInherentKeepAliveFeature>()?.HasInherentKeepAlive == true
+            || connection.Features.Get<IConnectionHeartbeatFeature>() is not { } heartbeat)
+        {
+            return;
+        }
+
+        var activity = new ClientActivity(connection.Transport.Input, time);
+        connection.Transport = new DuplexPipe(activity, connection.Transport.Output);
+        var closed = 0;
+        heartbeat.OnHeartbeat(_ =>
+        {
+            // Once a second, on SignalR's heartbeat.
+            if (activity.Idle > timeout && Interlocked.Exchange(ref closed, 1) == 0)
+            {
+                // Closed as a server shutdown closes: a client whose pings were lost on the way may reconnect.
+                Log.Idle(logger, connection.ConnectionId, timeout);
+                if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+                {
+                    lifetime.RequestClose();
+                }
+                else
+                {
+                    connection.Abort(new ConnectionAbortedException($"The client sent nothing for {timeout} (Gateway:Relay:IdleTimeout)."));
+                }
+            }
+        }, activity);
+    }
+
+    /// <summary>
     /// Answers the client's handshake with an error, which every SignalR client reports as the
     /// failure of <c>start()</c> ("Server returned handshake error: ..."). The handshake is JSON
     /// whatever hub protocol the client asked for.
@@ -100,9 +142,19 @@ internal sealed partial class UpstreamConnectionMiddleware(
         await output.FlushAsync();
     }
 
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Refusing connection {ConnectionId}: {Reason}")]
+        [LoggerMessage(3040, LogLevel.Warning, "Refusing connection {ConnectionId}: {Reason}", EventName = "HubConnectionRefused")]
         public static partial void UpstreamUnavailable(ILogger logger, string connectionId, string reason);
+
+        [LoggerMessage(3041, LogLevel.Information, "Closing connection {ConnectionId}: the client sent nothing for {Timeout}.", EventName = "HubConnectionIdle")]
+        public static partial void Idle(ILogger logger, string connectionId, TimeSpan timeout);
     }
 }

@@ -7,11 +7,14 @@ namespace TromAi.Gateway.Health;
 /// Graceful shutdown, run on SIGTERM by <see cref="DrainingLifetime"/> before the host begins to
 /// stop (SignalR closes every connection as soon as it does), so the instance still answers while it drains: <c>/readyz</c> turns 503 at once and new hub
 /// connections are refused; running predictions get up to <c>Gateway:Drain:Timeout</c> to finish;
-/// then every connection is told <c>gateway:draining</c> and closed, so its client reconnects,
-/// through the load balancer, to another instance.
+/// then every connection is told <c>gateway:draining</c> and closed (SignalR's close message with
+/// <c>allowReconnect</c>, then a normal WebSocket close), so its client reconnects, through the load
+/// balancer, to another instance. The drain completes once those connections have closed: the host
+/// stops next, and would cut a close still under way.
 /// </summary>
 internal sealed partial class GatewayDrain(ISessionDirectory sessions, IOptions<GatewayOptions> options, ILogger<GatewayDrain> logger)
 {
+    // For each of the notice's send and the connection's close: a client that does not read gets neither in time.
     private static readonly TimeSpan NoticeTimeout = TimeSpan.FromSeconds(2);
     private readonly Lock _gate = new();
     private int _predictions;
@@ -82,10 +85,10 @@ internal sealed partial class GatewayDrain(ISessionDirectory sessions, IOptions<
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Draining: {Predictions} prediction(s) running, {Connections} connection(s); waiting up to {Timeout}.")]
+        [LoggerMessage(3050, LogLevel.Information, "Draining: {Predictions} prediction(s) running, {Connections} connection(s); waiting up to {Timeout}.", EventName = "DrainStarted")]
         public static partial void Draining(ILogger logger, int predictions, int connections, TimeSpan timeout);
 
-        [LoggerMessage(2, LogLevel.Warning, "Drain timeout reached with {Predictions} prediction(s) still running; closing connections.")]
+        [LoggerMessage(3051, LogLevel.Warning, "Drain timeout reached with {Predictions} prediction(s) still running; closing connections.", EventName = "DrainCutOff")]
         public static partial void PredictionsCutOff(ILogger logger, int predictions);
     }
 }

@@ -56,7 +56,7 @@ internal sealed partial class SsePredictionRelay(
                     result.Add(item);
                     if (local is not null)
                     {
-                        local.Relay.OnEvent(item.Event, item.ToArguments());
+                        await local.Relay.WriteAsync(item.Event, item.ToArguments(), aborted); // waits while the client's backlog is full
                     }
                     else
                     {

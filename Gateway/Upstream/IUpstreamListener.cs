@@ -12,4 +12,12 @@ internal interface IUpstreamListener
     void OnLost(string reason);
 
     void OnRestored(int attempts, TimeSpan downtime);
+
+    /// <summary>
+    /// Awaited on the receive loop after each frame (WebSocket transport): the socket's next frame is
+    /// read once it completes, so a listener that is full slows the upstream down instead of growing.
+    /// Nothing else is read meanwhile, Engine.IO's pings included: keep the wait well below the
+    /// upstream's ping timeout.
+    /// </summary>
+    ValueTask WaitForRoomAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

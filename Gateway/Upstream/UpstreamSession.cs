@@ -67,6 +67,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     /// Completes once every event the upstream emitted to this session before the call has reached
     /// the listener. False when the transport cannot tell (long-polling) or the session is reconnecting.
     /// </summary>
+    /// <exception cref="System.Net.WebSockets.WebSocketException">The socket closed before the barrier came back.</exception>
     public async Task<bool> FlushAsync(CancellationToken cancellationToken)
     {
         UpstreamWebSocket? transport;
@@ -156,13 +157,16 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         socket.OnAny((name, response) => _listener.OnEvent(name, UpstreamPayload.ToArguments(response)));
         var binaryEventNames = new HashSet<string>(StringComparer.Ordinal); // touched only on the receive loop
         UpstreamWebSocket? transport = null; // stays null on the polling transport
-        socket.ClientWebSocketProvider = () => transport = new UpstreamWebSocket(name =>
-        {
-            if (binaryEventNames.Add(name))
+        socket.ClientWebSocketProvider = () => transport = new UpstreamWebSocket(
+            name =>
             {
-                RelayBinaryEvents(socket, name);
-            }
-        });
+                if (binaryEventNames.Add(name))
+                {
+                    RelayBinaryEvents(socket, name);
+                }
+            },
+            _listener.WaitForRoomAsync,
+            _logger);
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
         timeout.CancelAfter(_options.ConnectTimeout);
@@ -350,16 +354,16 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Upstream Socket.IO session lost ({Reason}); reconnecting.")]
+        [LoggerMessage(3070, LogLevel.Warning, "Upstream Socket.IO session lost ({Reason}); reconnecting.", EventName = "UpstreamLost")]
         public static partial void UpstreamLost(ILogger logger, string reason);
 
-        [LoggerMessage(2, LogLevel.Information, "Upstream Socket.IO session restored on {Destination} after {Attempts} attempt(s).")]
+        [LoggerMessage(3071, LogLevel.Information, "Upstream Socket.IO session restored on {Destination} after {Attempts} attempt(s).", EventName = "UpstreamRestored")]
         public static partial void UpstreamRestored(ILogger logger, int attempts, Uri destination);
 
-        [LoggerMessage(4, LogLevel.Debug, "Opening a Socket.IO session at {Destination} failed: {Reason}")]
+        [LoggerMessage(3072, LogLevel.Debug, "Opening a Socket.IO session at {Destination} failed: {Reason}", EventName = "UpstreamConnectFailed")]
         public static partial void ConnectFailed(ILogger logger, Uri destination, string reason);
 
-        [LoggerMessage(3, LogLevel.Debug, "Upstream reconnect attempt {Attempt} failed: {Reason}")]
+        [LoggerMessage(3073, LogLevel.Debug, "Upstream reconnect attempt {Attempt} failed: {Reason}", EventName = "UpstreamReconnectFailed")]
         public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);
     }
 }

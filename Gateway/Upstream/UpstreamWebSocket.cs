@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Immutable;
+using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -8,7 +9,7 @@ using SocketIOClient.Transport;
 namespace TromAi.Gateway.Upstream;
 
 /// <summary>
-/// The WebSocket under SocketIOClient, owned by the gateway for three reasons:
+/// The WebSocket under SocketIOClient, owned by the gateway for four reasons:
 /// <list type="bullet">
 /// <item>SocketIOClient 3.0.6 hands events with binary attachments only to handlers registered by
 /// name, never to <c>OnAny</c>; seeing each binary event's header frame first lets the session
@@ -17,15 +18,19 @@ namespace TromAi.Gateway.Upstream;
 /// pooled buffer, which matters on the relay's hot path.</item>
 /// <item>It can send a barrier (<see cref="FlushAsync"/>) that tells when every event the upstream
 /// wrote before it has been received.</item>
+/// <item>It reads the next frame only once the session's listener has room for another event
+/// (backpressure, see <c>ConnectionRelay</c>), and a frame SocketIOClient cannot parse ends the
+/// socket (the session then reconnects) instead of silently ending the reading.</item>
 /// </list>
 /// </summary>
-internal sealed class UpstreamWebSocket : IClientWebSocket
+internal sealed partial class UpstreamWebSocket : IClientWebSocket
 {
-    // A namespace nobody registers: socket.io answers its CONNECT with a CONNECT_ERROR on the same
-    // connection, after everything it wrote before. That answer is the barrier.
-    private const string BarrierNamespace = "/tromai-gateway-barrier";
-    private static readonly byte[] BarrierRequest = Encoding.ASCII.GetBytes($"40{BarrierNamespace},");
-    private const string BarrierReplyPrefix = $"44{BarrierNamespace},";
+    // Namespaces nobody registers: socket.io answers a CONNECT to one with a CONNECT_ERROR on the same
+    // connection, after everything it wrote before. That answer is the barrier. Each barrier has its
+    // own namespace, so a reply names the barrier it answers: one that was never sent (cancelled
+    // first) cannot make every later one complete a reply early.
+    private const string BarrierNamespacePrefix = "/tromai-gateway-barrier-";
+    private const string BarrierReplyPrefix = $"44{BarrierNamespacePrefix}";
 
     private readonly ClientWebSocket _socket = new();
     private readonly Observers<string> _text = new();
@@ -33,10 +38,27 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     private readonly SemaphoreSlim _sending = new(1, 1); // ClientWebSocket allows one send at a time
     private readonly CancellationTokenSource _closed = new();
     private readonly Action<string> _onBinaryEvent;
+    private readonly Func<CancellationToken, ValueTask> _waitForRoom;
+    private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private Queue<TaskCompletionSource>? _barriers;
+    private Dictionary<long, TaskCompletionSource>? _barriers;
+    private long _lastBarrier;
+    private bool _receiving = true;
 
-    public UpstreamWebSocket(Action<string> onBinaryEvent) => _onBinaryEvent = onBinaryEvent;
+    /// <param name="onBinaryEvent">Called on the receive loop with the name of each binary event, before its attachments.</param>
+    /// <param name="waitForRoom">Awaited on the receive loop after each frame: the next frame is read once it completes.</param>
+    public UpstreamWebSocket(Action<string> onBinaryEvent, Func<CancellationToken, ValueTask> waitForRoom, ILogger logger)
+    {
+        _onBinaryEvent = onBinaryEvent;
+        _waitForRoom = waitForRoom;
+        _logger = logger;
+    }
+
+    /// <summary>Without backpressure and logging: for a client that is not the gateway's (the bench's direct path).</summary>
+    public UpstreamWebSocket(Action<string> onBinaryEvent)
+        : this(onBinaryEvent, static _ => ValueTask.CompletedTask, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+    {
+    }
 
     public IObservable<string> TextObservable => _text;
 
@@ -45,7 +67,7 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     public async Task ConnectAsync(Uri uri, CancellationToken cancellationToken)
     {
         await _socket.ConnectAsync(uri, cancellationToken);
-        _ = Task.Run(ReceiveAsync, CancellationToken.None);
+        _ = Task.Run(ReceiveAsync, CancellationToken.None); // observes its own failures: it never throws
     }
 
     public Task DisconnectAsync(CancellationToken cancellationToken) =>
@@ -71,21 +93,40 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     /// Completes once every frame the upstream sent before answering this call has been received and
     /// handed to SocketIOClient (and so, for events, to the session's listener).
     /// </summary>
+    /// <exception cref="WebSocketException">The socket closed before the barrier came back.</exception>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
         var barrier = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        long id;
         lock (_gate)
         {
-            (_barriers ??= new()).Enqueue(barrier);
+            if (!_receiving)
+            {
+                throw new WebSocketException("The upstream WebSocket is closed.");
+            }
+
+            id = ++_lastBarrier;
+            (_barriers ??= []).Add(id, barrier);
         }
 
-        await SendAsync(BarrierRequest, TransportMessageType.Text, true, cancellationToken);
-        await barrier.Task.WaitAsync(cancellationToken);
+        try
+        {
+            await SendAsync(Encoding.ASCII.GetBytes($"40{BarrierNamespacePrefix}{id},"), TransportMessageType.Text, true, cancellationToken);
+            await barrier.Task.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _barriers?.Remove(id); // answered, or given up on: a late reply then finds nothing
+            }
+        }
     }
 
     private async Task ReceiveAsync()
     {
         var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        Exception? ended = null;
         try
         {
             while (true)
@@ -116,19 +157,36 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
                         _bytes.OnNext(buffer.AsSpan(0, count).ToArray());
                         break;
                     default:
-                        _text.OnError(new WebSocketException("The upstream closed the WebSocket."));
+                        ended = new WebSocketException("The upstream closed the WebSocket.");
                         return;
                 }
+
+                // Backpressure: while the listener is full, the next frame stays in the socket and
+                // TCP slows TROM.AI down. Engine.IO's pings wait in the socket too, so the listener
+                // must bound this wait well below TROM.AI's ping timeout (ConnectionRelay does).
+                await _waitForRoom(_closed.Token);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
         {
-            _text.OnError(e is WebSocketException ? e : new WebSocketException("The upstream WebSocket was closed.", e));
+            ended = e is WebSocketException ? e : new WebSocketException("The upstream WebSocket was closed.", e);
+        }
+        catch (Exception e)
+        {
+            // A frame SocketIOClient could not parse (it throws on this loop): what follows on this
+            // socket can no longer be trusted to be in order. End the socket; the session reconnects.
+            Log.UnreadableFrame(_logger, e);
+            ended = new WebSocketException("The upstream sent a frame that could not be read.", e);
+            _socket.Abort();
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
             FailBarriers();
+            if (ended is not null)
+            {
+                _text.OnError(ended); // SocketIOClient then reports the disconnection to the session
+            }
         }
     }
 
@@ -136,7 +194,7 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     {
         if (frame.StartsWith(BarrierReplyPrefix, StringComparison.Ordinal))
         {
-            CompleteBarrier(); // ours alone: SocketIOClient would take it for an error of its own namespace
+            CompleteBarrier(frame); // ours alone: SocketIOClient would take it for an error of its own namespace
             return;
         }
 
@@ -148,13 +206,20 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
         _text.OnNext(frame);
     }
 
-    private void CompleteBarrier()
+    private void CompleteBarrier(string reply)
     {
+        var digits = reply.AsSpan(BarrierReplyPrefix.Length);
+        var end = digits.IndexOf(',');
+        if (end < 0 || !long.TryParse(digits[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+        {
+            return;
+        }
+
         lock (_gate)
         {
-            if (_barriers is { Count: > 0 })
+            if (_barriers is not null && _barriers.Remove(id, out var barrier))
             {
-                _barriers.Dequeue().TrySetResult();
+                barrier.TrySetResult();
             }
         }
     }
@@ -163,10 +228,13 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
     {
         lock (_gate)
         {
-            while (_barriers is { Count: > 0 })
+            _receiving = false;
+            foreach (var barrier in _barriers?.Values ?? Enumerable.Empty<TaskCompletionSource>())
             {
-                _barriers.Dequeue().TrySetException(new WebSocketException("The upstream WebSocket closed before the barrier came back."));
+                barrier.TrySetException(new WebSocketException("The upstream WebSocket closed before the barrier came back."));
             }
+
+            _barriers?.Clear();
         }
     }
 
@@ -237,5 +305,11 @@ internal sealed class UpstreamWebSocket : IClientWebSocket
             public void Dispose() =>
                 ImmutableInterlocked.Update(ref owner._observers, static (list, removed) => Array.FindAll(list, o => !ReferenceEquals(o, removed)), observer);
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(3060, LogLevel.Warning, "TROM.AI sent a Socket.IO frame that could not be read; closing the upstream socket to reconnect.", EventName = "UpstreamUnreadableFrame")]
+        public static partial void UnreadableFrame(ILogger logger, Exception exception);
     }
 }
