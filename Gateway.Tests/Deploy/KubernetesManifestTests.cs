@@ -120,6 +120,9 @@ public sealed class KubernetesManifestTests
         var env = Deploy.GatewayEnvironment(Deploy.Render(overlay));
         Assert.True(env.TryGetValue("ASPNETCORE_FORWARDEDHEADERS_ENABLED", out var forwarded) && forwarded.Value == "true",
             "Set ASPNETCORE_FORWARDEDHEADERS_ENABLED=true: the gateway runs behind an ingress.");
+        // ...and believes those headers only from the ingress: from anyone else they would let a client choose its address.
+        Assert.True(env.TryGetValue("Gateway__ForwardedHeaders__TrustedProxies__0", out var trusted) && trusted.Value?.Contains('/') == true,
+            "Set Gateway__ForwardedHeaders__TrustedProxies__0 to the ingress controller's pod network.");
     }
 
     [Theory]
