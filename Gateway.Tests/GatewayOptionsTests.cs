@@ -14,6 +14,8 @@ public sealed class GatewayOptionsTests
     [InlineData("Gateway:Upstream:ConnectTimeout", "-00:00:01", "Gateway:Upstream:ConnectTimeout must be a positive time span")]
     [InlineData("Gateway:Upstream:Transport", "carrier-pigeon", "'Gateway:Upstream:Transport'")]
     [InlineData("Gateway:Relay:MaxBacklog", "0", "Gateway:Relay:MaxBacklog must be at least 1")]
+    [InlineData("Gateway:Relay:SlowClientTimeout", "00:00:00", "Gateway:Relay:SlowClientTimeout must be a positive time span")]
+    [InlineData("Gateway:Relay:IdleTimeout", "-00:00:05", "Gateway:Relay:IdleTimeout must be a positive time span")]
     [InlineData("Gateway:Proxy:MaxPredictionBodyBytes", "lots", "'Gateway:Proxy:MaxPredictionBodyBytes'")]
     [InlineData("Gateway:Proxy:MaxBufferedBodyBytes", "1000", "Gateway:Proxy:MaxBufferedBodyBytes (1000) must be at least Gateway:Proxy:MaxPredictionBodyBytes")]
     [InlineData("Gateway:ForwardedHeaders:TrustedProxies:0", "the ingress", "Gateway:ForwardedHeaders:TrustedProxies:0 must be an IP address (10.1.2.3) or a CIDR network")]

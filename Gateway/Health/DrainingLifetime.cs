@@ -64,10 +64,10 @@ internal sealed partial class DrainingLifetime(
 
     private static partial class Log
     {
-        [LoggerMessage(2, LogLevel.Information, "Application started. Press Ctrl+C to shut down (after a drain).\nHosting environment: {Environment}\nContent root path: {ContentRoot}")]
+        [LoggerMessage(1002, LogLevel.Information, "Application started. Press Ctrl+C to shut down (after a drain).\nHosting environment: {Environment}\nContent root path: {ContentRoot}", EventName = "Started")]
         public static partial void Started(ILogger logger, string environment, string contentRoot);
 
-        [LoggerMessage(1, LogLevel.Information, "{Signal} received: draining before shutdown.")]
+        [LoggerMessage(1001, LogLevel.Information, "{Signal} received: draining before shutdown.", EventName = "DrainSignalled")]
         public static partial void Signalled(ILogger logger, PosixSignal signal);
     }
 }

@@ -61,7 +61,7 @@ internal static partial class PlaygroundEndpoints
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "The playground is not served: this build of the gateway was made without it (-p:BuildPlayground=false).", EventName = "PlaygroundNotBuilt")]
+        [LoggerMessage(4001, LogLevel.Warning, "The playground is not served: this build of the gateway was made without it (-p:BuildPlayground=false).", EventName = "PlaygroundNotBuilt")]
         public static partial void NotBuilt(ILogger logger);
     }
 }

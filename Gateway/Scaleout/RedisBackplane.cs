@@ -215,6 +215,6 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
 // Outside the generic type, so that there is one log class, not one per hub.
 internal static partial class RedisBackplaneLog
 {
-    [LoggerMessage(1111, LogLevel.Warning, "Connection {ConnectionId} is served by this instance only until Redis is back: {Reason}", EventName = "BackplaneRegistrationDeferred")]
+    [LoggerMessage(1311, LogLevel.Warning, "Connection {ConnectionId} is served by this instance only until Redis is back: {Reason}", EventName = "BackplaneRegistrationDeferred")]
     public static partial void RegistrationDeferred(ILogger logger, string connectionId, string reason);
 }

@@ -147,10 +147,10 @@ internal sealed partial class RedisConnection : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1101, LogLevel.Warning, "Redis connection lost ({Reason}); this instance keeps serving its own connections.", EventName = "RedisLost")]
+        [LoggerMessage(1301, LogLevel.Warning, "Redis connection lost ({Reason}); this instance keeps serving its own connections.", EventName = "RedisLost")]
         public static partial void Lost(ILogger logger, string reason);
 
-        [LoggerMessage(1102, LogLevel.Information, "Redis connection restored.", EventName = "RedisRestored")]
+        [LoggerMessage(1302, LogLevel.Information, "Redis connection restored.", EventName = "RedisRestored")]
         public static partial void Restored(ILogger logger);
     }
 }

@@ -341,13 +341,13 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
 
     private static partial class Log
     {
-        [LoggerMessage(1121, LogLevel.Debug, "Session directory: writing {Key} failed: {Reason}", EventName = "DirectoryWriteFailed")]
+        [LoggerMessage(1321, LogLevel.Debug, "Session directory: writing {Key} failed: {Reason}", EventName = "DirectoryWriteFailed")]
         public static partial void WriteFailed(ILogger logger, string key, string reason);
 
-        [LoggerMessage(1122, LogLevel.Warning, "Session directory: a lookup in Redis failed: {Reason}", EventName = "DirectoryLookupFailed")]
+        [LoggerMessage(1322, LogLevel.Warning, "Session directory: a lookup in Redis failed: {Reason}", EventName = "DirectoryLookupFailed")]
         public static partial void LookupFailed(ILogger logger, string reason);
 
-        [LoggerMessage(1123, LogLevel.Error, "Session directory: keeping this instance's entries alive failed; retrying.", EventName = "DirectoryKeepAliveFailed")]
+        [LoggerMessage(1323, LogLevel.Error, "Session directory: keeping this instance's entries alive failed; retrying.", EventName = "DirectoryKeepAliveFailed")]
         public static partial void KeepAliveFailed(ILogger logger, Exception exception);
     }
 }
