@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
-using TromAi.Gateway.Health;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;

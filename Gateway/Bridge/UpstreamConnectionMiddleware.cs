@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
-using TromAi.Gateway.Health;
 using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Health;
 

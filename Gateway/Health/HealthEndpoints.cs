@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Scaleout;
 
 namespace TromAi.Gateway.Health;

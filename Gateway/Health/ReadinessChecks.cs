@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Upstream;
 

@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using TromAi.Gateway.Bridge;
-using TromAi.Gateway.Health;
 using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 using Yarp.ReverseProxy.Model;

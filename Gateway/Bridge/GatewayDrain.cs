@@ -1,10 +1,9 @@
 using Microsoft.Extensions.Options;
-using TromAi.Gateway.Bridge;
 
-namespace TromAi.Gateway.Health;
+namespace TromAi.Gateway.Bridge;
 
 /// <summary>
-/// Graceful shutdown, run on SIGTERM by <see cref="DrainingLifetime"/> before the host begins to
+/// Graceful shutdown, run on SIGTERM by the host's <c>DrainingLifetime</c> before the host begins to
 /// stop (SignalR closes every connection as soon as it does), so the instance still answers while it drains: <c>/readyz</c> turns 503 at once and new hub
 /// connections are refused; running predictions get up to <c>Gateway:Drain:Timeout</c> to finish;
 /// then every connection is told <c>gateway:draining</c> and closed (SignalR's close message with
