@@ -24,8 +24,9 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
 
-        // What decides which services exist (Redis, authentication, CORS) is read now; the options
-        // proper, bound and validated, follow at start-up, where a bad value stops the gateway.
+        // Only what decides which services exist (Redis on or off, authentication on or off, JWT or not)
+        // is read now; every value the services use comes from the options proper, bound and validated
+        // at start-up, where a bad value stops the gateway.
         var snapshot = Snapshot(section);
 
         services.AddSignalR().AddGatewayMessagePackProtocol();
@@ -52,9 +53,10 @@ public static class GatewayServiceCollectionExtensions
         services.AddGatewayTelemetry(configuration);
 
         // The host must outwait the drain: its default 30 s would cut a longer Gateway:Drain:Timeout short.
+        // (Read now: the host takes its options while it is being built, before validation could report a bad value.)
         services.Configure<HostOptions>(host => host.ShutdownTimeout = snapshot.Drain.Timeout + TimeSpan.FromSeconds(15));
         services.AddGatewayScaleout(redis);
-        services.AddReverseProxy().AddGatewayTransforms(snapshot);
+        services.AddReverseProxy().AddGatewayTransforms();
         services.AddSingleton<IProxyConfigProvider, GatewayProxyConfigProvider>();
         return services;
     }

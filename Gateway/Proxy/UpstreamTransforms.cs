@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 using TromAi.Gateway.Upstream;
@@ -18,12 +19,13 @@ internal static class UpstreamTransforms
         HeaderNames.AccessControlAllowMethods, HeaderNames.AccessControlExposeHeaders, HeaderNames.AccessControlMaxAge,
     ];
 
-    public static IReverseProxyBuilder AddGatewayTransforms(this IReverseProxyBuilder proxy, GatewayOptions snapshot)
+    public static IReverseProxyBuilder AddGatewayTransforms(this IReverseProxyBuilder proxy)
     {
-        var allowed = snapshot.Cors.AllowedOrigins.ToHashSet(StringComparer.OrdinalIgnoreCase);
         return proxy.AddTransforms(transforms =>
         {
-            if (snapshot.Auth.Enabled)
+            var options = transforms.Services.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            var allowed = options.Cors.AllowedOrigins.ToHashSet(StringComparer.OrdinalIgnoreCase);
+            if (options.Auth.Enabled)
             {
                 transforms.AddQueryRemoveKey("access_token");
             }

@@ -2,6 +2,8 @@ using System.Text;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
+using AspNetCorsOptions = Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions;
+using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 
 namespace TromAi.Gateway.Security;
@@ -13,12 +15,14 @@ internal static class GatewaySecurity
 
     public static IServiceCollection AddGatewaySecurity(this IServiceCollection services, GatewayOptions snapshot)
     {
-        services.AddCors(cors =>
+        services.AddCors();
+        services.AddOptions<AspNetCorsOptions>().Configure<IOptions<GatewayOptions>>((cors, gateway) =>
         {
-            if (snapshot.Cors.AllowedOrigins.Count > 0)
+            var origins = gateway.Value.Cors.AllowedOrigins;
+            if (origins.Count > 0)
             {
                 // Named origins with credentials, as SignalR clients send cookies and auth headers: never "*".
-                cors.AddDefaultPolicy(policy => policy.WithOrigins([.. snapshot.Cors.AllowedOrigins]).AllowAnyHeader().AllowAnyMethod().AllowCredentials());
+                cors.AddDefaultPolicy(policy => policy.WithOrigins([.. origins]).AllowAnyHeader().AllowAnyMethod().AllowCredentials());
             }
         });
         services.AddSingleton<RequestLimits>();
@@ -39,17 +43,19 @@ internal static class GatewaySecurity
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         if (auth.Jwt.Enabled)
         {
-            authentication.AddJwtBearer(jwt =>
+            authentication.AddJwtBearer();
+            services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<IOptions<GatewayOptions>>((jwt, gateway) =>
             {
+                var settings = gateway.Value.Auth.Jwt;
                 jwt.MapInboundClaims = false;
-                jwt.Authority = auth.Jwt.Authority;
-                jwt.Audience = auth.Jwt.Audience;
-                jwt.TokenValidationParameters.ValidIssuer = auth.Jwt.Issuer;
-                jwt.TokenValidationParameters.ValidateIssuer = auth.Jwt.Issuer is not null || auth.Jwt.Authority is not null;
-                jwt.TokenValidationParameters.ValidateAudience = auth.Jwt.Audience is not null;
-                if (!string.IsNullOrWhiteSpace(auth.Jwt.SigningKey))
+                jwt.Authority = settings.Authority;
+                jwt.Audience = settings.Audience;
+                jwt.TokenValidationParameters.ValidIssuer = settings.Issuer;
+                jwt.TokenValidationParameters.ValidateIssuer = settings.Issuer is not null || settings.Authority is not null;
+                jwt.TokenValidationParameters.ValidateAudience = settings.Audience is not null;
+                if (!string.IsNullOrWhiteSpace(settings.SigningKey))
                 {
-                    jwt.TokenValidationParameters.IssuerSigningKey = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(auth.Jwt.SigningKey));
+                    jwt.TokenValidationParameters.IssuerSigningKey = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(settings.SigningKey));
                 }
 
                 // Browsers cannot set headers on WebSockets and EventSource: SignalR clients send the token in the query there.
