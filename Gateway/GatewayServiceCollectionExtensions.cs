@@ -43,8 +43,9 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<SsePredictionRelay>();
         services.AddSingleton<BodyBudget>();
         services.AddSingleton<UpstreamHeaderPolicy>();
-        services.AddHttpClient(UpstreamHttp.ClientName, (sp, client) =>
-            client.Timeout = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Proxy.ActivityTimeout);
+        services.AddTransient<ActivityTimeoutHandler>();
+        services.AddHttpClient(UpstreamHttp.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .AddHttpMessageHandler<ActivityTimeoutHandler>();
         services.AddSingleton<UpstreamDestinations>();
         services.AddSingleton<UpstreamSessionFactory>();
         var redis = snapshot.Redis.Enabled;

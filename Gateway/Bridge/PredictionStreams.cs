@@ -162,8 +162,8 @@ internal sealed partial class PredictionStreams(
             var finished = false;
             try
             {
-                await foreach (var item in SseEventReader.ReadAllAsync(await response.Content.ReadAsStreamAsync(cancellationToken),
-                    reason => Log.SkippedBlock(logger, reason), cancellationToken: cancellationToken))
+                await foreach (var item in TellingBreaks(SseEventReader.ReadAllAsync(await response.Content.ReadAsStreamAsync(cancellationToken),
+                    reason => Log.SkippedBlock(logger, reason), cancellationToken: cancellationToken)))
                 {
                     result.Add(item);
                     yield return PredictionEvent.From(item.Event, item.ToArguments());
@@ -190,6 +190,28 @@ internal sealed partial class PredictionStreams(
             }
 
             yield return new PredictionEvent(PredictionEvent.Result, result.ToAnswer());
+        }
+    }
+
+    /// <summary>An SSE stream that breaks off or falls silent (<see cref="UpstreamTimeoutException"/>) ends Predict with a message the client can read.</summary>
+    private static async IAsyncEnumerable<UpstreamSseEvent> TellingBreaks(IAsyncEnumerable<UpstreamSseEvent> events)
+    {
+        await using var reader = events.GetAsyncEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!await reader.MoveNextAsync())
+                {
+                    yield break;
+                }
+            }
+            catch (IOException e)
+            {
+                throw new HubException(e is UpstreamTimeoutException ? e.Message : "TROM.AI's stream broke off.");
+            }
+
+            yield return reader.Current;
         }
     }
 
@@ -232,8 +254,8 @@ internal sealed partial class PredictionStreams(
 
     /// <summary>
     /// Posts the prediction and reads TROM.AI's answer. Throws <see cref="HttpRequestException"/> when
-    /// TROM.AI cannot be reached, <see cref="TaskCanceledException"/> when it does not answer within
-    /// <c>Gateway:Proxy:ActivityTimeout</c> (the HTTP client's timeout) or the call is cancelled.
+    /// TROM.AI cannot be reached, <see cref="UpstreamTimeoutException"/> when it is silent for
+    /// <c>Gateway:Proxy:ActivityTimeout</c>, <see cref="OperationCanceledException"/> when the call is cancelled.
     /// </summary>
     internal async Task<(HttpStatusCode Status, JsonElement Answer)> PostAsync(UpstreamCaller caller, Uri destination, string chatflowId, byte[] body, CancellationToken cancellationToken)
     {

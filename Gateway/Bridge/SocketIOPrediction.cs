@@ -96,9 +96,9 @@ internal sealed partial class SocketIOPrediction(
             {
                 outcome = new PredictionOutcome(0, default, "The prediction was cancelled.");
             }
-            catch (OperationCanceledException)
+            catch (UpstreamTimeoutException)
             {
-                // The HTTP client's timeout: the flow may still run upstream and emit to this socket.
+                // TROM.AI was silent for the activity timeout: the flow may still run upstream and emit to this socket.
                 Log.PredictionTimedOut(logger, chatflowId, chatId, activityTimeout);
                 outcome = new PredictionOutcome(0, default,
                     $"TROM.AI did not answer the prediction within {activityTimeout} (Gateway:Proxy:ActivityTimeout); the gateway aborted it.");

@@ -46,7 +46,7 @@ internal sealed class UpstreamCheck(IHttpClientFactory http, UpstreamDestination
             using var response = await http.CreateClient(UpstreamHttp.ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             return true;
         }
-        catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or UpstreamTimeoutException)
         {
             return false;
         }

@@ -26,5 +26,9 @@ internal sealed class SsePredictions(IHttpClientFactory http, UpstreamDestinatio
         {
             throw new UpstreamUnavailableException("TROM.AI is unreachable.", e); // the cause names the address: not for clients
         }
+        catch (UpstreamTimeoutException e)
+        {
+            throw new UpstreamUnavailableException(e.Message, e);
+        }
     }
 }
