@@ -60,8 +60,8 @@ public sealed class PlaygroundKeysTests : IAsyncLifetime
 
         var requests = await _upstream.RequestsAsync();
         Assert.Equal($"Bearer {TromAiKey}", Authorization(Prediction(requests, "echo-question", result.GetProperty("restChatId"))));
-        // A browser's WebSocket carries one credential, the gateway's: Predict has no TROM.AI key to send.
-        Assert.Null(Authorization(Prediction(requests, "echo-question", result.GetProperty("predictChatId"))));
+        // A browser's WebSocket carries one credential, the gateway's: the page gave its connection the TROM.AI key by UseTromAiKey.
+        Assert.Equal($"Bearer {TromAiKey}", Authorization(Prediction(requests, "echo-question", result.GetProperty("predictChatId"))));
         Assert.DoesNotContain(GatewayKey, requests.ToJsonString(), StringComparison.Ordinal);
     }
 

@@ -72,6 +72,33 @@ public sealed class UpstreamHeaderPolicyTests
         Assert.All(requests, r => Assert.Null(r!["headers"]!["x-tromai-key"]));
     }
 
+    [Theory]
+    [InlineData("socketio")]
+    [InlineData("sse")]
+    public async Task A_client_that_cannot_send_the_header_hands_its_key_to_the_connection_and_Predict_and_Abort_send_it(string streaming)
+    {
+        var environment = streaming == "sse" ? new Dictionary<string, string> { ["STREAMING"] = "sse" } : null;
+        await using var upstream = await TestUpstream.StartAsync(environment: environment);
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, Settings(auth: true, streaming));
+        await using var connection = await ConnectAsync(gateway, accessToken: GatewayKey); // a browser: the gateway's key only
+
+        var refused = await Assert.ThrowsAsync<Microsoft.AspNetCore.SignalR.HubException>(() => connection.InvokeAsync("UseTromAiKey", "key\r\nX-Injected: 1"));
+        await connection.InvokeAsync("UseTromAiKey", ClientsKey);
+        var predicted = await connection.StreamAsync<JsonElement>("Predict", "echo-question", new { question = "hub" }).ToListAsync();
+        await connection.InvokeAsync("Abort", "tokens", "some-chat");
+        await connection.InvokeAsync("UseTromAiKey", (string?)null);
+        await connection.StreamAsync<JsonElement>("Predict", "echo-question", new { question = "back" }).ToListAsync();
+
+        Assert.Contains("visible ASCII characters", refused.Message);
+        Assert.Equal("result", predicted[^1].GetProperty("event").GetString());
+        var requests = await upstream.RequestsAsync();
+        var predictions = requests.Where(r => (string?)r!["path"] == "/api/v1/prediction/echo-question").ToList();
+        Assert.Equal([$"Bearer {ClientsKey}", $"Bearer {ConfiguredKey}"], predictions.Select(r => (string?)r!["headers"]!["authorization"]));
+        var abort = requests.Single(r => (string?)r!["path"] == "/api/v1/chatmessage/abort/tokens/some-chat")!;
+        Assert.Equal($"Bearer {ClientsKey}", (string?)abort["headers"]!["authorization"]);
+        Assert.All(requests, r => Assert.Null(r!["headers"]!["x-injected"]));
+    }
+
     private static Dictionary<string, string?> Settings(bool auth, string streaming)
     {
         var settings = new Dictionary<string, string?>

@@ -15,7 +15,16 @@ internal sealed class BridgedConnection(string connectionId, string? owner, Upst
     public string? Owner { get; } = owner;
 
     /// <summary>What TROM.AI may see of the client on the gateway's calls for this connection (<c>Predict</c>, <c>Abort</c>).</summary>
-    public UpstreamCaller Caller { get; } = caller;
+    public UpstreamCaller Caller { get; private set; } = caller;
+
+    private readonly string? _requestsKey = caller.TromAiKey;
+
+    /// <summary>
+    /// The TROM.AI key this connection's calls send from now on, in place of the one its opening request
+    /// brought (none: that one again). For clients whose request cannot carry it, a browser's WebSocket
+    /// with gateway authentication on.
+    /// </summary>
+    public void UseTromAiKey(string? key) => Caller = Caller with { TromAiKey = string.IsNullOrEmpty(key) ? _requestsKey : key };
 
     /// <summary>The connection's Socket.IO session; null when TROM.AI streams over SSE, where each prediction is its own stream.</summary>
     public UpstreamSession? Session { get; } = session;

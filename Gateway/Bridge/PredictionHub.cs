@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.SignalR;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
 
@@ -33,6 +34,21 @@ internal sealed class PredictionHub(PredictionStreams predictions) : Hub
     /// </summary>
     public IAsyncEnumerable<PredictionEvent> Predict(string chatflowId, JsonElement request, CancellationToken cancellationToken) =>
         predictions.RunAsync(Bridged, chatflowId, request, cancellationToken);
+
+    /// <summary>
+    /// Sets the TROM.AI key (a chatflow's API key) this connection's <c>Predict</c> and <c>Abort</c> send
+    /// from now on; null or empty goes back to the one the connection's request brought. For clients that
+    /// cannot put it in the <c>X-TromAi-Key</c> header: a browser's WebSocket, with gateway authentication on.
+    /// </summary>
+    public void UseTromAiKey(string? key)
+    {
+        if (key is not null && !UpstreamHeaderPolicy.IsValidKey(key))
+        {
+            throw new HubException($"A TROM.AI key is 1 to {UpstreamHeaderPolicy.MaxKeyLength} visible ASCII characters.");
+        }
+
+        Bridged.UseTromAiKey(key);
+    }
 
     /// <summary>Aborts a prediction of this connection, e.g. one started over REST.</summary>
     public Task Abort(string chatflowId, string chatId) => predictions.AbortAsync(Bridged, chatflowId, chatId);

@@ -20,6 +20,13 @@ internal sealed class UpstreamHeaderPolicy(IOptions<GatewayOptions> options)
 
     private const string BearerPrefix = "Bearer ";
 
+    /// <summary>The longest TROM.AI key a client may hand the gateway (TROM.AI's own are a few dozen).</summary>
+    public const int MaxKeyLength = 1024;
+
+    /// <summary>Whether <paramref name="key"/> can travel as a bearer token: visible ASCII only, so it cannot break a header.</summary>
+    public static bool IsValidKey(string key) =>
+        key.Length is > 0 and <= MaxKeyLength && !key.AsSpan().ContainsAnyExceptInRange('!', '~');
+
     /// <summary>
     /// The caller behind <paramref name="request"/>: its TROM.AI key is <c>X-TromAi-Key</c>, or, with
     /// gateway authentication off, its <c>Authorization: Bearer</c> as TROM.AI's own clients send it

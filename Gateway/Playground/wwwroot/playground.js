@@ -291,6 +291,7 @@ async function useKeys() {
   notice("ok", `Using ${ui.keysSummary.textContent === "none" ? "no keys" : `keys: ${ui.keysSummary.textContent}`}.`, "keys");
   const listed = listChatflows();
   if (hubToken() !== before || connection?.state !== signalR.HubConnectionState.Connected) await connect();
+  else await sendTromAiKey(connection);
   await listed;
 }
 
@@ -393,6 +394,15 @@ function forgetId() {
 async function identify(hub) {
   socketIOClientId = await hub.invoke("GetSocketIOClientId");
   ui.connectionId.textContent = socketIOClientId;
+  await sendTromAiKey(hub);
+}
+
+/**
+ * With a gateway key, that is the one credential a browser's WebSocket carries: the TROM.AI key
+ * reaches the connection (for its Predict and Abort) by a hub call instead, over the connection.
+ */
+async function sendTromAiKey(hub) {
+  if (keys.gateway) await hub.invoke("UseTromAiKey", keys.tromAi || null);
 }
 
 /** Whether the WebSocket of the latest direct attempt opened: if not, the browser or its network cannot do WebSockets. */
@@ -633,10 +643,6 @@ ui.form.addEventListener("submit", (e) => {
     return;
   }
 
-  if (keys.gateway && keys.tromAi) {
-    notice("warn", "Predict sends no TROM.AI key of yours with a gateway key: a browser's WebSocket carries only one credential, "
-      + "the gateway's, so TROM.AI gets the gateway's own Gateway:Upstream:ApiKey. REST + events sends your key.", "predict-key");
-  }
   askOverPredict(turn, body);
 });
 
