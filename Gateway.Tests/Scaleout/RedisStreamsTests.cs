@@ -85,6 +85,34 @@ public sealed class RedisStreamsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_ended_stream_is_written_again_after_Redis_restarts_empty_within_its_retention()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        await using var asking = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, items) = await Predictions.ReadWithHeaderAsync(asking.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "z", overrideConfig = new { count = 20, rate = 0 } }));
+
+        await _redis.RestartAsync();
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        List<Predictions.Item>? replayed = null;
+        await SharedRedis.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                (_, replayed) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, 0L));
+                return true;
+            }
+            catch (HubException)
+            {
+                return false; // not written again yet
+            }
+        }, () => "the ended stream to be resumable on the other instance again");
+
+        AssertWhole(replayed!, "z", 20);
+        Assert.Equal(items.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"), replayed!.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"));
+    }
+
+    [Fact]
     public async Task A_draining_instance_lets_kept_predictions_finish_and_another_instance_replays_them()
     {
         var a = await StartGatewayAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:30" });

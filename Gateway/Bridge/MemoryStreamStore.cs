@@ -54,6 +54,9 @@ internal sealed partial class MemoryStreamStore : IStreamStore, IKeptStreamHost,
         return stream;
     }
 
+    /// <summary>Every stream kept now, running and ended.</summary>
+    public ICollection<KeptStream> Streams => _streams.Values;
+
     public bool TryGet(string streamId, out KeptStream stream) => _streams.TryGetValue(streamId, out stream!);
 
     public IAsyncEnumerable<StreamItem> ReadAsync(string streamId, long afterSeq, string? reader, bool checkOwner, CancellationToken cancellationToken)

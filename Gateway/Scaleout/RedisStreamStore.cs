@@ -40,7 +40,7 @@ internal sealed partial class RedisStreamStore : IStreamStore
         _directory = directory;
         _options = options;
         _logger = logger;
-        local.StreamChanged = stream => _writing.GetOrAdd(stream.Start.StreamId, static (_, state) => new WriteBehind(state.Store, state.Stream), (Store: this, Stream: stream)).Signal();
+        local.StreamChanged = stream => WriterOf(stream).Signal();
         redis.Restored += OnRestored;
     }
 
@@ -70,6 +70,10 @@ internal sealed partial class RedisStreamStore : IStreamStore
             Log.FlushTimedOut(_logger, timeout);
         }
     }
+
+    // A stream has a writer from its first change until its end is in Redis.
+    private WriteBehind WriterOf(KeptStream stream) =>
+        _writing.GetOrAdd(stream.Start.StreamId, static (_, state) => new WriteBehind(state.Store, state.Stream), (Store: this, Stream: stream));
 
     private RedisKey EventsKey(string streamId) => $"{Prefix}:stream:{streamId}";
 
@@ -182,12 +186,12 @@ internal sealed partial class RedisStreamStore : IStreamStore
         }
     }
 
-    /// <summary>Redis is back, possibly empty after a restart: streams it lost are written again from memory.</summary>
+    /// <summary>Redis is back, possibly empty after a restart: streams it lost are written again from memory, ended ones too.</summary>
     private void OnRestored()
     {
-        foreach (var writer in _writing.Values)
+        foreach (var stream in _local.Streams)
         {
-            writer.Recheck();
+            WriterOf(stream).Recheck();
         }
     }
 
@@ -262,17 +266,26 @@ internal sealed partial class RedisStreamStore : IStreamStore
             if (Volatile.Read(ref _recheck))
             {
                 _recheck = false;
-                if (_written >= 0 && !await database.KeyExistsAsync(meta))
+                if (!await database.KeyExistsAsync(meta))
                 {
-                    Log.Rewriting(store._logger, id);
+                    if (_written >= 0 || stream.IsEnded)
+                    {
+                        Log.Rewriting(store._logger, id);
+                    }
+
                     await database.KeyDeleteAsync(events);
                     _written = -1;
                     _ended = false;
+                }
+                else if (_written < 0)
+                {
+                    _ended = true; // a writer made for the recheck of a stream whose end Redis still has
                 }
             }
 
             if (_ended)
             {
+                store._writing.TryRemove(KeyValuePair.Create(id, this)); // nothing more to write: it ended
                 return;
             }
 
@@ -337,6 +350,11 @@ internal sealed partial class RedisStreamStore : IStreamStore
                 _ended = ended;
             }
             while (read.State == ReadState.More);
+
+            if (_ended)
+            {
+                store._writing.TryRemove(KeyValuePair.Create(id, this)); // written whole: only a Redis restart brings it back here
+            }
         }
     }
 
