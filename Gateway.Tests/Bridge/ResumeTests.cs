@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 
@@ -169,16 +171,29 @@ public sealed class ResumeTests(BridgeFixture bridge) : IClassFixture<BridgeFixt
     public async Task A_stream_keeps_at_most_MaxEventsPerStream_events_and_a_resume_that_needs_dropped_ones_is_told_where_to_start()
     {
         await using var gateway = await GatewayHost.StartAsync(bridge.Upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Streams:MaxEventsPerStream"] = "10" });
-        await using var connection = await HubClients.StartAsync(gateway.HubUrl);
-        var (streamId, items) = await Predictions.ReadWithHeaderAsync(connection.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "b", overrideConfig = new { count = 50, rate = 50 } }));
-        var lastEvent = items[^2].Seq;
 
+        // Asked, then left at once: nobody reads it live, so the bound alone decides what is kept.
+        var asking = await HubClients.StartAsync(gateway.HubUrl);
+        var stream = asking.StreamAsyncCore<Predictions.Item>("Predict", ["tokens", new { question = "b", overrideConfig = new { count = 50, rate = 0 } }]).GetAsyncEnumerator();
+        Assert.True(await stream.MoveNextAsync().AsTask().WaitAsync(Timeout));
+        var streamId = stream.Current.Data.GetProperty("streamId").GetString()!;
+        await asking.DisposeAsync();
+        var kept = gateway.Services.GetRequiredService<MemoryStreamStore>();
+        await WaitUntilAsync(() => kept.TryGet(streamId, out var s) && s.IsEnded, "the prediction to end");
+        Assert.True(kept.TryGet(streamId, out var ended));
+        var lastEvent = ended.LastSeq;
+
+        await using var connection = await HubClients.StartAsync(gateway.HubUrl);
         var trimmed = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(connection.StreamAsync<Predictions.Item>("Resume", streamId, 0L)));
         var (_, tail) = await Predictions.ReadWithHeaderAsync(connection.StreamAsync<Predictions.Item>("Resume", streamId, lastEvent - 10));
 
         Assert.Contains("Gateway:Streams:MaxEventsPerStream", trimmed.Message);
         Assert.Contains($"resume with afterSeq {lastEvent - 10} or more", trimmed.Message);
-        Assert.Equal(Render(items.TakeLast(11)), Render(tail));
+        Assert.Equal(Enumerable.Range(0, 11).Select(i => lastEvent - 9 + i), tail.Select(i => i.Seq));
+        Assert.Equal("result", tail[^1].Event);
+        var tokens = tail.Where(i => i.Event == "token").Select(i => i.Data.GetString()).ToList();
+        Assert.NotEmpty(tokens);
+        Assert.Equal(Enumerable.Range(50 - tokens.Count, tokens.Count).Select(i => $"b:{i}"), tokens);
     }
 
     [Fact]
@@ -239,6 +254,17 @@ public sealed class ResumeTests(BridgeFixture bridge) : IClassFixture<BridgeFixt
         }
 
         return (streamId!, items);
+    }
+
+    /// <summary>Waits for state inside the gateway that no event announces, asking again at a short interval.</summary>
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        using var deadline = new CancellationTokenSource(Timeout);
+        while (!condition())
+        {
+            Assert.False(deadline.IsCancellationRequested, $"Timed out waiting for {what}.");
+            await Task.Delay(TimeSpan.FromMilliseconds(20), CancellationToken.None);
+        }
     }
 
     private static List<string> Render(IEnumerable<Predictions.Item> items) =>
