@@ -16,6 +16,11 @@ public static class Benchmark
     /// <returns>0; 2 for a usage error; 1 when a scenario failed to run; 130 when cancelled.</returns>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter output, TextWriter log, CancellationToken cancellationToken = default)
     {
+        if (args is ["keep"])
+        {
+            return await KeepMeasurement.RunAsync(output); // in process: no upstream or gateway to start
+        }
+
         BenchOptions options;
         try
         {

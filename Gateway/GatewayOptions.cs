@@ -29,6 +29,8 @@ public sealed class GatewayOptions
     public ProxyTrustOptions ForwardedHeaders { get; set; } = new();
 
     public Telemetry.TelemetryOptions Telemetry { get; set; } = new();
+
+    public Bridge.StreamsOptions Streams { get; set; } = new();
 }
 
 /// <summary>Gateway authentication for the hub and REST. Off unless API keys or a JWT signer are configured.</summary>

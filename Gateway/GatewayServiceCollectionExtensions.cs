@@ -41,6 +41,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<StreamingModeResolver>();
         services.AddSingleton<SsePredictions>();
         services.AddSingleton<SsePredictionRelay>();
+        services.AddSingleton<KeptRestForwarding>();
+        services.AddGatewayStreams(); // before scale-out, which puts Redis's store in its place
         services.AddSingleton<BodyBudget>();
         services.AddSingleton<UpstreamHeaderPolicy>();
         services.AddTransient<ActivityTimeoutHandler>();

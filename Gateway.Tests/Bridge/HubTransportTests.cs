@@ -54,6 +54,6 @@ public sealed class HubTransportTests(BridgeFixture bridge) : IClassFixture<Brid
 
         Assert.Equal(HttpStatusCode.OK, status);
         AllEvents.AssertReceived(events.Snapshot().Select(e => (e.Name, JsonSerializer.SerializeToElement(e.Args))).ToList());
-        Assert.Equal([.. AllEvents.Expected.Select(e => e.Name), "result"], streamed);
+        Assert.Equal([Predictions.StreamHeader, .. AllEvents.Expected.Select(e => e.Name), "result"], streamed);
     }
 }

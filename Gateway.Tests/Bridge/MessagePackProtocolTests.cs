@@ -84,8 +84,11 @@ public sealed class MessagePackProtocolTests(BridgeFixture bridge) : IClassFixtu
         var overMessagePack = await ReadAllAsync(messagePack.StreamAsync<Dictionary<string, object?>>("Predict", "all-events",
             new { question = "Hi", chatId, overrideConfig = new { temperature = 0.5, stop = new[] { "\n" } } }));
 
-        // Each item is the map {event, data}, as {event, data} is the object on JSON.
-        Assert.All(overMessagePack, item => Assert.Equal(["data", "event"], item.Keys.Order(StringComparer.Ordinal)));
+        // Each item is the map {event, data, seq}, as {event, data, seq} is the object on JSON; the header first.
+        Assert.All(overMessagePack, item => Assert.Equal(["data", "event", "seq"], item.Keys.Order(StringComparer.Ordinal)));
+        Assert.Equal(Predictions.StreamHeader, overMessagePack[0]["event"]);
+        overMessagePack.RemoveAt(0);
+        Assert.Equal(overJson.Select(i => i.Seq), overMessagePack.Select(i => Convert.ToInt64(i["seq"], System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Equal(overJson.Select(i => i.Event), overMessagePack.Select(i => (string)i["event"]!));
         Assert.Equal("result", overJson[^1].Event);
         for (var i = 0; i < overJson.Count - 1; i++)

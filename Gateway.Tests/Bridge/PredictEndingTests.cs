@@ -6,8 +6,8 @@ using TromAi.Gateway.Tests.Infrastructure;
 namespace TromAi.Gateway.Tests.Bridge;
 
 /// <summary>
-/// However a <c>Predict</c> ends (TROM.AI too slow, the client cancelling or leaving), the flow is
-/// aborted upstream, none of its late events reaches the connection's handlers, and the connection
+/// However a <c>Predict</c> ends (TROM.AI too slow, the client cancelling, or leaving and not coming
+/// back within <c>Gateway:Streams:DetachedTimeout</c>), the flow is aborted upstream, none of its late events reaches the connection's handlers, and the connection
 /// goes on working.
 /// </summary>
 public sealed class PredictEndingTests
@@ -54,10 +54,14 @@ public sealed class PredictEndingTests
     }
 
     [Fact]
-    public async Task Clients_that_cancel_or_drop_mid_Predict_have_their_flows_aborted_and_the_connection_goes_on()
+    public async Task Clients_that_cancel_mid_Predict_have_their_flows_aborted_and_those_that_drop_once_the_detached_timeout_passed()
     {
         await using var upstream = await TestUpstream.StartAsync();
-        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            // A dropped client's prediction runs on for a resume (ResumeTests), this long at most.
+            ["Gateway:Streams:DetachedTimeout"] = "00:00:02",
+        });
         await using var cancelling = new HubConnectionBuilder().WithUrl(gateway.HubUrl).Build();
         var handlers = new EventRecorder();
         cancelling.On<string>("token", token => handlers.Record("token", [token]));

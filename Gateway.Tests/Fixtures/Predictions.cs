@@ -7,20 +7,39 @@ namespace TromAi.Gateway.Tests.Fixtures;
 /// <summary>The prediction request of TROM.AI's streaming guide, as a front end sends it.</summary>
 public static class Predictions
 {
-    /// <summary>An item of a hub <c>Predict</c> stream, as a .NET client reads it.</summary>
-    public sealed record Item(string Event, JsonElement Data);
+    /// <summary>The first item of every <c>Predict</c> and <c>Resume</c> stream: its data is <c>{streamId, chatflowId, chatId}</c>.</summary>
+    public const string StreamHeader = "gateway:stream";
 
-    /// <summary>Reads a <c>Predict</c> stream to its end (or its exception), within a bounded time.</summary>
-    public static async Task<List<Item>> ReadAllAsync(IAsyncEnumerable<Item> stream)
+    /// <summary>An item of a hub <c>Predict</c> stream, as a .NET client reads it.</summary>
+    public sealed record Item(string Event, JsonElement Data, long Seq);
+
+    /// <summary>
+    /// Reads a <c>Predict</c> stream to its end (or its exception), within a bounded time: its items after
+    /// the <c>gateway:stream</c> header, which must come first, with sequence number 0.
+    /// </summary>
+    public static async Task<List<Item>> ReadAllAsync(IAsyncEnumerable<Item> stream) => (await ReadWithHeaderAsync(stream)).Items;
+
+    /// <summary>As <see cref="ReadAllAsync"/>, with the stream's id from its header.</summary>
+    public static async Task<(string StreamId, List<Item> Items)> ReadWithHeaderAsync(IAsyncEnumerable<Item> stream)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var items = new List<Item>();
+        string? streamId = null;
         await foreach (var item in stream.WithCancellation(timeout.Token))
         {
+            if (streamId is null)
+            {
+                Assert.Equal(StreamHeader, item.Event);
+                Assert.Equal(0, item.Seq);
+                streamId = item.Data.GetProperty("streamId").GetString()!;
+                continue;
+            }
+
             items.Add(item);
         }
 
-        return items;
+        Assert.NotNull(streamId);
+        return (streamId, items);
     }
 
     public static readonly string[] AllEventNames = AllEvents.Expected.Select(e => e.Name).Distinct().ToArray();

@@ -39,6 +39,18 @@ public sealed class PlaygroundTests(PlaygroundFixture playground) : IClassFixtur
     }
 
     [Fact]
+    public async Task A_reload_halfway_through_a_Predict_resumes_the_answer_which_completes_with_no_gap_and_no_duplicate()
+    {
+        var result = await PlaygroundBrowser.RunAsync("resume", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);
+
+        // The page asked once; the reload neither asked again nor aborted.
+        var chatId = result.GetProperty("chatId").GetString()!;
+        var requests = await playground.Upstream.RequestsAsync();
+        Assert.Single(requests, r => IsRequest(r, "POST", "/api/v1/prediction/tokens") && (string?)r!["body"]!["chatId"] == chatId);
+        Assert.DoesNotContain(requests, r => IsRequest(r, "PUT", $"/api/v1/chatmessage/abort/tokens/{chatId}"));
+    }
+
+    [Fact]
     public async Task Page_shows_the_gateway_notices_when_the_upstream_session_drops_and_answers_again_once_it_is_back()
     {
         await PlaygroundBrowser.RunAsync("notices", playground.Gateway.BaseUrl, playground.Upstream.BaseUrl);

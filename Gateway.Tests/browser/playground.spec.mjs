@@ -15,7 +15,9 @@
 //           gateway-auth     gateway authentication on: the page says it wants a gateway key; with
 //                            options.gatewayKey and options.tromAiKey it lists and answers both ways;
 //           balanced         gatewayBaseUrl is a load balancer without affinity: the page answers;
-//           no-websockets    a browser without WebSockets: the page negotiates and answers.
+//           no-websockets    a browser without WebSockets: the page negotiates and answers;
+//           resume           a reload halfway through a Predict: the new page resumes its stream, and
+//                            the answer completes with no gap and no duplicate.
 // Except where the browser cannot, the page must make no negotiate request: its hub WebSockets go
 // straight to /hubs/prediction (no connection id from a negotiation in their URL).
 //
@@ -42,7 +44,7 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-const SCENARIO_NAMES = ["rest", "predict", "notices", "chatflows", "keys", "gateway-auth", "balanced", "no-websockets"];
+const SCENARIO_NAMES = ["rest", "predict", "notices", "chatflows", "keys", "gateway-auth", "balanced", "no-websockets", "resume"];
 const [scenario, gatewayArg, upstreamArg, screenshotDir, optionsArg = "{}"] = process.argv.slice(2);
 if (!SCENARIO_NAMES.includes(scenario) || !gatewayArg || !upstreamArg || !screenshotDir) {
   console.error(`usage: node playground.spec.mjs <${SCENARIO_NAMES.join("|")}> <gatewayBaseUrl> <upstreamBaseUrl> <screenshotDir> [<options JSON>]`);
@@ -444,6 +446,31 @@ async function noWebSocketsScenario(page, opened) {
   return {};
 }
 
+/**
+ * Reloads the page halfway through a Predict, as a user does: the prediction runs on in the gateway,
+ * and the new page resumes its stream by itself, so the answer completes with no gap and no duplicate.
+ */
+async function resumeScenario(page) {
+  const count = 100, rate = 20;
+  await ask(page, { mode: "predict", chatflow: "tokens", question: "Reload", overrideConfig: JSON.stringify({ count, rate }) });
+  await waitForTurn(page, 0, (node) => node.querySelectorAll(".token").length >= 15, undefined, "15 tokens before the reload");
+  const before = await turnState(page, 0);
+  await page.reload();
+  await waitConnected(page);
+
+  const expected = Array.from({ length: count }, (_, i) => `Reload:${i}`);
+  const after = await answered(page, 0, expected.join(""), "the resumed answer");
+  equal(after.tokens, expected, "the tokens of the resumed answer");
+  equal(after.chatId, before.chatId, "the resumed turn's chat id");
+  equal(await page.getAttribute(turn(0), "data-resumed"), "true", "the turn's resumed mark");
+  check(before.tokens.length < count, `all ${count} tokens were in before the reload: nothing was resumed`);
+  equal(await page.evaluate(() => sessionStorage.getItem("playground.resume")), null, "the saved stream once the answer is complete");
+  const requests = await (await fetch(`${upstream}/test/requests`)).json();
+  check(!requests.some((r) => r.method === "PUT" && r.path === `/api/v1/chatmessage/abort/tokens/${before.chatId}`), "the reload aborted the prediction upstream");
+  await page.screenshot({ path: path.join(screenshotDir, "resume.png") });
+  return { chatId: before.chatId, tokensBeforeReload: before.tokens.length };
+}
+
 /** How each scenario opens the page. */
 const SETUP = {
   chatflows: { query: "?chatflow=demo" },
@@ -462,6 +489,7 @@ const SCENARIOS = {
   "gateway-auth": gatewayAuthScenario,
   balanced: directly(balancedScenario),
   "no-websockets": noWebSocketsScenario,
+  resume: directly(resumeScenario),
 };
 
 /** The scenario, then the check that the page never negotiated. */

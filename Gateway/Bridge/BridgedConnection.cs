@@ -3,8 +3,12 @@ using TromAi.Gateway.Upstream;
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>What a hub connection carries in its features: its ids, its owner, its upstream session and the relay that feeds it.</summary>
-internal sealed class BridgedConnection(string connectionId, string? owner, UpstreamCaller caller, UpstreamSession? session, ConnectionRelay relay)
+internal sealed class BridgedConnection(string connectionId, string? owner, UpstreamCaller caller, UpstreamSession? session, ConnectionRelay relay, CancellationToken closed)
 {
+    // The connection itself holds its session, and so does each prediction of it still running.
+    private int _holds = 1;
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>SignalR's id of the connection: what the backplane addresses.</summary>
     public string ConnectionId { get; } = connectionId;
 
@@ -31,6 +35,59 @@ internal sealed class BridgedConnection(string connectionId, string? owner, Upst
 
     public ConnectionRelay Relay { get; } = relay;
 
+    /// <summary>Cancelled when the client's connection has ended; the session may live on for predictions that hold it.</summary>
+    public CancellationToken Closed { get; } = closed;
+
     /// <summary>Held by the connection's running <c>Predict</c>: TROM.AI streams per socket, so two at once would mix.</summary>
     public SemaphoreSlim Predicting { get; } = new(1, 1);
+
+    /// <summary>
+    /// Keeps the upstream session (and the relay reading it) open until the returned handle is disposed,
+    /// even after the client's connection ends: a prediction that runs on for its stream. Null once
+    /// the connection has ended and nothing held it.
+    /// </summary>
+    public IDisposable? TryHold()
+    {
+        var holds = Volatile.Read(ref _holds);
+        while (holds > 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _holds, holds + 1, holds);
+            if (seen == holds)
+            {
+                return new Hold(this);
+            }
+
+            holds = seen;
+        }
+
+        return null;
+    }
+
+    /// <summary>The client's connection has ended; completes once no prediction holds the session any more.</summary>
+    public Task ReleaseConnectionAsync()
+    {
+        Release();
+        return _released.Task;
+    }
+
+    private void Release()
+    {
+        if (Interlocked.Decrement(ref _holds) == 0)
+        {
+            _released.TrySetResult();
+        }
+    }
+
+    private sealed class Hold(BridgedConnection connection) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                connection.Release();
+            }
+        }
+    }
 }

@@ -19,8 +19,13 @@ namespace TromAi.Gateway.Bridge;
 /// and TCP slows TROM.AI down, so a burst after a stall is absorbed by a client that reads. Only a
 /// client that takes nothing for <c>Relay:SlowClientTimeout</c> is cut off.
 /// </para>
+/// <para>
+/// The relay outlives its client's connection while a prediction of it still runs for its stream
+/// (<see cref="BridgedConnection.TryHold"/>): it goes on reading the upstream session into the
+/// prediction's capture or recording, and drops what was for the client.
+/// </para>
 /// </summary>
-internal sealed partial class ConnectionRelay : IUpstreamListener
+internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
 {
     // Notices and markers enter without waiting for room; this much above MaxBacklog is theirs before
     // an event from a producer that cannot wait (the polling transport) counts as an overflow.
@@ -35,6 +40,8 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     private readonly TimeSpan _slowClientTimeout;
     private readonly Channel<RelayItem> _queue = Channel.CreateUnbounded<RelayItem>(new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource _connectionClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationToken _closed;
+    private readonly CancellationTokenSource _stopping = new();
     private int _depth;
     private TaskCompletionSource? _room;
     private int _closing;
@@ -42,6 +49,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
 
     // The pump's alone: where upstream events go while a Predict runs.
     private PredictionCapture? _capture;
+
+    // The pump's alone: the streams of REST predictions that keep the events sent to the client (usually none or one).
+    private readonly List<RestRecording> _recordings = [];
 
     public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, RelayOptions options, TimeProvider time, GatewayMetrics metrics, ILogger logger)
     {
@@ -52,6 +62,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         _logger = logger;
         _maxBacklog = options.MaxBacklog;
         _slowClientTimeout = options.SlowClientTimeout;
+        _closed = connection.ConnectionClosed; // read once: the connection's own token source goes away with it
         connection.ConnectionClosed.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), _connectionClosed);
     }
 
@@ -150,6 +161,28 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         }
     }
 
+    /// <summary>
+    /// From here on, the events sent to the client are kept in <paramref name="recording"/>'s stream too,
+    /// behind a <c>gateway:stream</c> notice that tells the client the stream's id, until
+    /// <see cref="EndRecording"/>. A marker in the queue: events queued before it are not the prediction's.
+    /// </summary>
+    public void BeginRecording(RestRecording recording)
+    {
+        if (!Enqueue(new RelayItem(RelayItemKind.BeginRecording, null, null, recording)))
+        {
+            recording.Abandon();
+        }
+    }
+
+    /// <summary>Ends the recording behind everything queued before this call, with a <c>gateway:stream-end</c> notice.</summary>
+    public void EndRecording(RestRecording recording)
+    {
+        if (!Enqueue(new RelayItem(RelayItemKind.EndRecording, null, null, recording)))
+        {
+            recording.Abandon();
+        }
+    }
+
     /// <summary>Completes when everything queued before this call has been sent to the connection (or captured), or the relay stopped.</summary>
     public Task SentAsync()
     {
@@ -211,6 +244,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         Interlocked.Exchange(ref _closing, 1);
         _queue.Writer.TryComplete();
         Interlocked.Exchange(ref _room, null)?.TrySetResult(); // a waiting receive loop goes on, to be closed with its session
+        await _stopping.CancelAsync(); // a capture nobody reads any more must not hold the pump
         await _pump;
         var left = 0;
         while (_queue.Reader.TryRead(out var item))
@@ -224,6 +258,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             _metrics.Dequeued(left); // they leave the queue unsent: the depth must not keep them
         }
     }
+
+    /// <summary>Once stopped.</summary>
+    public void Dispose() => _stopping.Dispose();
 
     /// <summary>False when the relay no longer takes anything (the connection is closing).</summary>
     private bool Enqueue(RelayItem item)
@@ -239,7 +276,11 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         return false;
     }
 
-    /// <summary>Cuts the connection off: the client cannot keep up, and the queue must not grow.</summary>
+    /// <summary>
+    /// Cuts the connection off: the client cannot keep up, and the queue must not grow. What was for the
+    /// client is dropped from now on, so the queue empties at once; a prediction still running for its
+    /// stream goes on being recorded.
+    /// </summary>
     private void Close(string reason, string message)
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0)
@@ -247,7 +288,6 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             return;
         }
 
-        _queue.Writer.TryComplete();
         Interlocked.Exchange(ref _room, null)?.TrySetResult();
         _metrics.Rejected(reason);
         Log.ClientTooSlow(_logger, _connection.ConnectionId, message);
@@ -257,50 +297,22 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
     private async Task PumpAsync()
     {
         var reader = _queue.Reader;
-        var closed = _connection.ConnectionClosed;
+        var stopping = _stopping.Token;
         try
         {
-            while (await reader.WaitToReadAsync(closed))
+            // Until the relay is stopped, which is after the connection has ended and no prediction holds it any more.
+            while (await reader.WaitToReadAsync(CancellationToken.None))
             {
                 while (reader.TryRead(out var item))
                 {
                     Dequeued();
-                    switch (item.Kind)
-                    {
-                        case RelayItemKind.Event when _capture is { } capture:
-                            // False when the capture was abandoned: its events go nowhere until its end marker.
-                            if (await capture.WriteAsync(PredictionEvent.From(item.Name!, item.Args!), closed))
-                            {
-                                _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
-                            }
-
-                            break;
-                        case RelayItemKind.Event or RelayItemKind.Notice:
-                            await _clients.SendConnectionAsync(_connection.ConnectionId, item.Name!, item.Args!, closed);
-                            _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
-                            break;
-                        case RelayItemKind.BeginCapture:
-                            _capture = (PredictionCapture)item.State!;
-                            break;
-                        case RelayItemKind.EndCapture:
-                            var ending = (PredictionCapture)item.State!;
-                            if (ReferenceEquals(_capture, ending))
-                            {
-                                _capture = null;
-                            }
-
-                            await ending.EndAsync(closed);
-                            break;
-                        case RelayItemKind.Sent:
-                            ((TaskCompletionSource)item.State!).TrySetResult();
-                            break;
-                    }
+                    await HandleAsync(item, stopping);
                 }
             }
         }
-        catch (OperationCanceledException) when (closed.IsCancellationRequested)
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // The connection ended while a send waited for the client.
+            // Stopped while a capture waited for its reader.
         }
         catch (Exception e)
         {
@@ -311,6 +323,87 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
         {
             _capture?.Abandon(); // its reader must not wait for an end marker that will not come
             _capture = null;
+            foreach (var recording in _recordings)
+            {
+                recording.Abandon();
+            }
+
+            _recordings.Clear();
+        }
+    }
+
+    private async ValueTask HandleAsync(RelayItem item, CancellationToken stopping)
+    {
+        switch (item.Kind)
+        {
+            case RelayItemKind.Event when _capture is { } capture:
+                // False when the capture was abandoned: its events go nowhere until its end marker.
+                if (await capture.WriteAsync(new CapturedEvent(item.Name!, item.Args!), stopping))
+                {
+                    _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
+                }
+
+                break;
+            case RelayItemKind.Event:
+                foreach (var recording in _recordings)
+                {
+                    recording.Stream.Append(item.Name!, item.Args!);
+                }
+
+                await SendAsync(item.Name!, item.Args!, item.EnqueuedAt);
+                break;
+            case RelayItemKind.Notice:
+                await SendAsync(item.Name!, item.Args!, item.EnqueuedAt);
+                break;
+            case RelayItemKind.BeginCapture:
+                _capture = (PredictionCapture)item.State!;
+                break;
+            case RelayItemKind.EndCapture:
+                var ending = (PredictionCapture)item.State!;
+                if (ReferenceEquals(_capture, ending))
+                {
+                    _capture = null;
+                }
+
+                await ending.EndAsync(stopping);
+                break;
+            case RelayItemKind.BeginRecording:
+                var begun = (RestRecording)item.State!;
+                _recordings.Add(begun);
+                var start = begun.Stream.Start;
+                await SendAsync(GatewayEvents.Stream, [new GatewayEvents.StreamNotice(start.StreamId, start.ChatflowId, start.ChatId)], item.EnqueuedAt);
+                break;
+            case RelayItemKind.EndRecording:
+                var ended = (RestRecording)item.State!;
+                if (_recordings.Remove(ended))
+                {
+                    await SendAsync(GatewayEvents.StreamEnd, [new GatewayEvents.StreamEndNotice(ended.Stream.Start.StreamId, ended.Stream.LastSeq)], item.EnqueuedAt);
+                }
+
+                ended.OnEndMarker();
+                break;
+            case RelayItemKind.Sent:
+                ((TaskCompletionSource)item.State!).TrySetResult();
+                break;
+        }
+    }
+
+    /// <summary>Sends to the client, unless its connection has ended: then only kept streams take what comes.</summary>
+    private async ValueTask SendAsync(string name, object?[] args, long enqueuedAt)
+    {
+        if (_closed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        try
+        {
+            await _clients.SendConnectionAsync(_connection.ConnectionId, name, args, _closed);
+            _metrics.EventRelayed(name, Stopwatch.GetElapsedTime(enqueuedAt).TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (_closed.IsCancellationRequested)
+        {
+            // The connection ended while the send waited for the client.
         }
     }
 
@@ -331,6 +424,12 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
             case PredictionCapture capture:
                 capture.Abandon();
                 break;
+            case RestRecording recording when item.Kind == RelayItemKind.EndRecording:
+                recording.OnEndMarker();
+                break;
+            case RestRecording recording:
+                recording.Abandon();
+                break;
             case TaskCompletionSource sent:
                 sent.TrySetResult();
                 break;
@@ -347,6 +446,8 @@ internal sealed partial class ConnectionRelay : IUpstreamListener
 
         BeginCapture,
         EndCapture,
+        BeginRecording,
+        EndRecording,
 
         /// <summary>Completes its <see cref="TaskCompletionSource"/> when reached.</summary>
         Sent,

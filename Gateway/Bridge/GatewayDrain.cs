@@ -11,7 +11,7 @@ namespace TromAi.Gateway.Bridge;
 /// balancer, to another instance. The drain completes once those connections have closed: the host
 /// stops next, and would cut a close still under way.
 /// </summary>
-internal sealed partial class GatewayDrain(ISessionDirectory sessions, IOptions<GatewayOptions> options, ILogger<GatewayDrain> logger)
+internal sealed partial class GatewayDrain(ISessionDirectory sessions, PredictionRuns runs, IStreamStore streams, IOptions<GatewayOptions> options, ILogger<GatewayDrain> logger)
 {
     // For each of the notice's send and the connection's close: a client that does not read gets neither in time.
     private static readonly TimeSpan NoticeTimeout = TimeSpan.FromSeconds(2);
@@ -72,6 +72,11 @@ internal sealed partial class GatewayDrain(ISessionDirectory sessions, IOptions<
         catch (OperationCanceledException)
         {
         }
+
+        // Predictions kept for clients that went away run to here at most: their streams end with why,
+        // and with Redis every stream is written there before the process goes, for a resume elsewhere.
+        await runs.CancelAllAsync("The gateway instance running the prediction shut down before its answer was complete (Gateway:Drain:Timeout); ask again.", NoticeTimeout);
+        await streams.FlushAsync(NoticeTimeout);
 
         var notice = new GatewayEvents.DrainingNotice("This gateway instance is shutting down; reconnect to reach another one.");
         await Task.WhenAll(sessions.LocalConnections.Select(connection => connection.Relay.CloseAsync(GatewayEvents.Draining, notice, NoticeTimeout)));

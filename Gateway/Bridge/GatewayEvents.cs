@@ -17,7 +17,22 @@ public static class GatewayEvents
     /// <summary>This instance is shutting down and closes the connection next; reconnect (to another instance). Argument: <c>{reason}</c>.</summary>
     public const string Draining = "gateway:draining";
 
+    /// <summary>
+    /// A prediction asked over REST for this connection starts: the events that follow, up to
+    /// <see cref="StreamEnd"/>, are its stream's, numbered 1, 2, ... in arrival order. Argument:
+    /// <c>{streamId, chatflowId, chatId}</c>; send <c>streamId</c> to <c>Resume</c> after a lost connection.
+    /// Also the first item of every <c>Predict</c> and <c>Resume</c> stream (sequence number 0).
+    /// </summary>
+    public const string Stream = "gateway:stream";
+
+    /// <summary>The REST prediction's last event has been sent. Argument: <c>{streamId, lastSeq}</c>.</summary>
+    public const string StreamEnd = "gateway:stream-end";
+
     internal sealed record DrainingNotice(string Reason);
+
+    internal sealed record StreamNotice(string StreamId, string ChatflowId, string? ChatId);
+
+    internal sealed record StreamEndNotice(string StreamId, long LastSeq);
 
     internal sealed record UpstreamLostNotice(string Reason);
 

@@ -14,9 +14,10 @@ internal sealed class PredictionCapture
     // lets the relay hand over a few events while the stream's reader is busy sending the last one.
     private const int Capacity = 64;
 
-    private static readonly PredictionEvent EndMarker = new("\0end", null);
+    // Told apart by reference: no upstream event can carry this very string.
+    private static readonly string EndMarker = new(['\0', 'e', 'n', 'd']);
 
-    private readonly Channel<PredictionEvent> _items = Channel.CreateBounded<PredictionEvent>(
+    private readonly Channel<CapturedEvent> _items = Channel.CreateBounded<CapturedEvent>(
         new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
     private readonly TaskCompletionSource _abortSeen = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -31,14 +32,14 @@ internal sealed class PredictionCapture
     /// The captured events up to the end marker. Ends without <see cref="Ended"/> when the relay
     /// stopped first (the connection closed).
     /// </summary>
-    public async IAsyncEnumerable<PredictionEvent> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<CapturedEvent> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var reader = _items.Reader;
         while (await reader.WaitToReadAsync(cancellationToken))
         {
             while (reader.TryRead(out var item))
             {
-                if (ReferenceEquals(item, EndMarker))
+                if (ReferenceEquals(item.Name, EndMarker))
                 {
                     Ended = true;
                     yield break;
@@ -50,9 +51,9 @@ internal sealed class PredictionCapture
     }
 
     /// <summary>The relay's side: waits while the reader lags. False once the capture was abandoned.</summary>
-    internal async ValueTask<bool> WriteAsync(PredictionEvent item, CancellationToken cancellationToken)
+    internal async ValueTask<bool> WriteAsync(CapturedEvent item, CancellationToken cancellationToken)
     {
-        if (item.Event == "abort")
+        if (item.Name == "abort")
         {
             _abortSeen.TrySetResult();
         }
@@ -73,7 +74,7 @@ internal sealed class PredictionCapture
     {
         try
         {
-            await _items.Writer.WriteAsync(EndMarker, cancellationToken);
+            await _items.Writer.WriteAsync(new CapturedEvent(EndMarker, []), cancellationToken);
         }
         catch (ChannelClosedException)
         {

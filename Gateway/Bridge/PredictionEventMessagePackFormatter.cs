@@ -5,7 +5,7 @@ using MessagePack.Formatters;
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>
-/// A <c>Predict</c> stream item as the map <c>{"event": str, "data": value}</c>, the keys the JSON protocol
+/// A <c>Predict</c> stream item as the map <c>{"event": str, "data": value, "seq": int}</c>, the keys the JSON protocol
 /// gives it, so a client reads the same shape whichever protocol it chose.
 /// </summary>
 internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatter<PredictionEvent>
@@ -18,17 +18,20 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
 
     public void Serialize(ref MessagePackWriter writer, PredictionEvent value, MessagePackSerializerOptions options)
     {
-        writer.WriteMapHeader(2);
+        writer.WriteMapHeader(3);
         writer.Write("event");
         writer.Write(value.Event);
         writer.Write("data");
         WriteData(ref writer, value.Data, options);
+        writer.Write("seq");
+        writer.Write(value.Seq);
     }
 
     public PredictionEvent Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options)
     {
         string? name = null;
         object? data = null;
+        long seq = 0;
         var count = reader.ReadMapHeader();
         for (var i = 0; i < count; i++)
         {
@@ -40,13 +43,16 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
                 case "data":
                     data = JsonMessagePackTranscoder.ReadElement(ref reader, options);
                     break;
+                case "seq":
+                    seq = reader.ReadInt64();
+                    break;
                 default:
                     reader.Skip();
                     break;
             }
         }
 
-        return new PredictionEvent(name ?? throw new MessagePackSerializationException("A prediction event needs an \"event\"."), data);
+        return new PredictionEvent(name ?? throw new MessagePackSerializationException("A prediction event needs an \"event\"."), data) { Seq = seq };
     }
 
     // Data is one argument (a JsonElement), null for none, or the arguments of an event that has several.
@@ -59,6 +65,10 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
                 break;
             case JsonElement element:
                 JsonElementMessagePackFormatter.Instance.Serialize(ref writer, element, options);
+                break;
+            case Upstream.RawJson raw:
+                // A kept event, or an argument of the gateway's own Socket.IO reader: its bytes, transcoded in one pass.
+                Upstream.RawJsonMessagePackFormatter.Transcode(raw.Utf8.Span, ref writer);
                 break;
             case object?[] items:
                 writer.WriteArrayHeader(items.Length);

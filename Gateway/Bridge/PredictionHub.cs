@@ -28,12 +28,21 @@ internal sealed class PredictionHub(PredictionStreams predictions) : Hub
     public string GetSocketIOClientId() => Bridged.SocketIOClientId;
 
     /// <summary>
-    /// Asks a question and streams the answer: every upstream event as <c>{event, data}</c>, in
-    /// order, then <c>{event: "result", data: TROM.AI's JSON answer}</c>. Cancelling the stream
-    /// aborts the prediction upstream.
+    /// Asks a question and streams the answer: first <c>{event: "gateway:stream", data: {streamId,
+    /// chatflowId, chatId}, seq: 0}</c>, then every upstream event as <c>{event, data, seq}</c>, in
+    /// order, then <c>{event: "result", data: TROM.AI's JSON answer, seq}</c>. Cancelling the stream
+    /// aborts the prediction upstream; losing the connection does not: it runs on, for <c>Resume</c>.
     /// </summary>
     public IAsyncEnumerable<PredictionEvent> Predict(string chatflowId, JsonElement request, CancellationToken cancellationToken) =>
-        predictions.RunAsync(Bridged, chatflowId, request, cancellationToken);
+        predictions.RunAsync(Bridged, chatflowId, request, Context.ConnectionAborted, cancellationToken); // read now: the hub is gone once the stream runs
+
+    /// <summary>
+    /// Streams a prediction's stream again, from any connection on any instance: its header, every
+    /// kept item after <paramref name="afterSeq"/> (the last <c>seq</c> you got; 0 for all), the live
+    /// rest, then its result, each exactly once and in order. Cancelling it stops the reading only.
+    /// </summary>
+    public IAsyncEnumerable<PredictionEvent> Resume(string streamId, long afterSeq, CancellationToken cancellationToken) =>
+        predictions.ResumeAsync(Bridged, streamId, afterSeq, cancellationToken);
 
     /// <summary>
     /// Sets the TROM.AI key (a chatflow's API key) this connection's <c>Predict</c> and <c>Abort</c> send

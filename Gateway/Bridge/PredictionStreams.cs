@@ -9,16 +9,18 @@ using TromAi.Gateway.Upstream;
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>
-/// The hub's one-call prediction: streams what TROM.AI emits for the question, ending with its
-/// answer. Over Socket.IO, TROM.AI streams per socket, not per request, so one connection runs one
-/// prediction at a time (a second <c>Predict</c> waits for the first); over SSE each prediction is
-/// its own stream and they run side by side.
+/// The hub's one-call prediction and its resume: streams what TROM.AI emits for the question, ending
+/// with its answer, through the prediction's kept stream. Over Socket.IO, TROM.AI streams per socket,
+/// not per request, so one connection runs one prediction at a time (a second <c>Predict</c> waits for
+/// the first); over SSE each prediction is its own stream and they run side by side.
 /// </summary>
 internal sealed partial class PredictionStreams(
     IHttpClientFactory http,
     UpstreamHeaderPolicy headers,
     SsePredictions sse,
     UpstreamDestinations destinations,
+    IStreamStore store,
+    PredictionRuns runs,
     GatewayDrain drain,
     IOptions<GatewayOptions> options,
     TimeProvider time,
@@ -26,193 +28,143 @@ internal sealed partial class PredictionStreams(
 {
     internal static readonly TimeSpan AbortTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Starts the prediction, then streams its stream: the <c>gateway:stream</c> header with the stream's
+    /// id, each event as it is kept, then the answer. The prediction runs on its own: when the stream's
+    /// reader goes because its client cancelled, it is aborted; when it goes because the connection
+    /// ended (<paramref name="connectionAborted"/>), it runs on, kept for a resume.
+    /// </summary>
     public async IAsyncEnumerable<PredictionEvent> RunAsync(
-        BridgedConnection connection, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
+        BridgedConnection connection, string chatflowId, JsonElement request, CancellationToken connectionAborted,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         RequirePathSegment(nameof(chatflowId), chatflowId);
-        using var trace = Telemetry.GatewayActivity.StartPrediction(chatflowId); // the upstream call's span is its child
-        var running = drain.TrackPrediction(); // a drain lets it finish
-        if (connection.Session is not { } session)
+        var prediction = connection.Session is { } session
+            ? await StartOverSocketIOAsync(connection, session, chatflowId, request, cancellationToken)
+            : StartOverSse(connection, chatflowId, request);
+        var readToEnd = false;
+        try
         {
-            using (running)
+            await foreach (var item in prediction.Stream.ReadAsync(0, cancellationToken))
             {
-                await foreach (var item in OverSseAsync(connection.Caller, chatflowId, request, cancellationToken))
-                {
-                    yield return item;
-                }
+                yield return ToEvent(item);
             }
 
-            yield break;
+            readToEnd = true;
         }
-
-        await foreach (var item in OverSocketIOAsync(connection, session, chatflowId, request, running, cancellationToken))
+        finally
         {
-            yield return item;
+            if (!readToEnd)
+            {
+                // SignalR cancels a stream both for a CancelInvocation and for a connection that ended:
+                // only the first is the client's wish to stop.
+                if (cancellationToken.IsCancellationRequested && !connectionAborted.IsCancellationRequested)
+                {
+                    prediction.Cancel(StreamErrors.Cancelled);
+                }
+                else
+                {
+                    prediction.Detach();
+                }
+            }
         }
     }
 
     /// <summary>
-    /// Streams the prediction's capture until its end marker, then the answer (or the error). The
-    /// stream reads one channel only, so it never stops reading while the answer and the barrier
-    /// behind the last event make their way; when it ends early (the client cancelled or left), the
-    /// prediction winds down on its own (<see cref="SocketIOPrediction.WindDownAsync"/>).
+    /// A kept stream, from any instance: its header, every kept event after <paramref name="afterSeq"/>,
+    /// then the live rest, then the answer. Cancelling it stops the reading only, never the prediction.
     /// </summary>
-    private async IAsyncEnumerable<PredictionEvent> OverSocketIOAsync(
-        BridgedConnection connection, UpstreamSession session, string chatflowId, JsonElement request,
-        GatewayDrain.PredictionHandle running, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<PredictionEvent> ResumeAsync(
+        BridgedConnection connection, string streamId, long afterSeq, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        SocketIOPrediction? prediction = null;
-        try
+        if (afterSeq < 0)
         {
-            await connection.Predicting.WaitAsync(cancellationToken);
-            try
-            {
-                var socketId = session.SocketId ?? throw new HubException(
-                    "The upstream session of this connection is reconnecting; retry once it has received gateway:upstream-restored.");
-                var (body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
-                prediction = new SocketIOPrediction(this, connection, session, session.Destination!, chatflowId, chatId, options.Value.Proxy.ActivityTimeout, time, logger);
-                prediction.Start(body);
-            }
-            finally
-            {
-                if (prediction is null)
-                {
-                    connection.Predicting.Release();
-                }
-            }
-
-            await foreach (var item in prediction.Capture.ReadAsync(cancellationToken))
-            {
-                yield return item;
-            }
-
-            if (!prediction.Capture.Ended)
-            {
-                throw new HubException("The connection closed before the prediction ended.");
-            }
-
-            var outcome = await prediction.Outcome;
-            yield return outcome.Error is { } error ? throw new HubException(error) : Result(outcome.Status, outcome.Answer);
+            throw StreamErrors.BadAfterSeq(afterSeq);
         }
-        finally
+
+        if (!StreamIds.IsStreamId(streamId))
         {
-            if (prediction is null)
-            {
-                running.Dispose();
-            }
-            else if (prediction.Capture.Ended)
-            {
-                prediction.Dispose();
-                connection.Predicting.Release();
-                running.Dispose();
-            }
-            else
-            {
-                // The stream's reader is gone: stop the flow upstream and let no late event of it reach
-                // the connection's handlers. The next Predict of this connection waits for that.
-                _ = WindDownAsync(connection, prediction, running);
-            }
+            throw StreamErrors.Unknown(streamId, options.Value.Streams.Retention);
+        }
+
+        await foreach (var item in store.ReadAsync(streamId, afterSeq, connection.Owner, options.Value.Auth.Enabled, cancellationToken))
+        {
+            yield return ToEvent(item);
         }
     }
 
-    private static async Task WindDownAsync(BridgedConnection connection, SocketIOPrediction prediction, GatewayDrain.PredictionHandle running)
+    /// <summary>Waits for the connection's running <c>Predict</c>, if any (TROM.AI streams per socket), then starts this one.</summary>
+    private async Task<KeptPrediction> StartOverSocketIOAsync(
+        BridgedConnection connection, UpstreamSession session, string chatflowId, JsonElement request, CancellationToken cancellationToken)
     {
+        await connection.Predicting.WaitAsync(cancellationToken);
         try
         {
-            await prediction.WindDownAsync();
+            var socketId = session.SocketId ?? throw new HubException(
+                "The upstream session of this connection is reconnecting; retry once it has received gateway:upstream-restored.");
+            var hold = connection.TryHold() ?? throw new HubException("The connection closed before the prediction started.");
+            var (body, chatId) = PrepareBody(request, body => body["socketIOClientId"] = socketId);
+            var stream = store.Create(new StreamStart(StreamIds.New(), chatflowId, chatId, connection.Owner));
+            var prediction = new SocketIOPrediction(this, connection, session, session.Destination!, chatflowId, chatId,
+                stream, hold, drain.TrackPrediction(), runs, options.Value, time, logger);
+            prediction.Start(body);
+            return prediction;
         }
-        finally
+        catch
         {
-            prediction.Dispose();
             connection.Predicting.Release();
-            running.Dispose();
+            throw;
         }
     }
 
-    private async IAsyncEnumerable<PredictionEvent> OverSseAsync(UpstreamCaller caller, string chatflowId, JsonElement request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private SsePrediction StartOverSse(BridgedConnection connection, string chatflowId, JsonElement request)
     {
         var (body, chatId) = PrepareBody(request, body =>
         {
             body.Remove("socketIOClientId");
             body["streaming"] = true;
         });
-        using var content = new ByteArrayContent(body);
-        content.Headers.ContentType = new("application/json");
-        HttpResponseMessage response;
-        Uri replica;
-        try
-        {
-            (response, replica) = await sse.PostAsync($"api/v1/prediction/{Uri.EscapeDataString(chatflowId)}", content, caller, cancellationToken);
-        }
-        catch (UpstreamUnavailableException e)
-        {
-            throw new HubException(e.Message);
-        }
-
-        using (response)
-        {
-            if (!SseEventReader.IsEventStream(response.Content.Headers.ContentType?.MediaType))
-            {
-                // A flow that cannot stream answers plain JSON; errors do too.
-                yield return Result(response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
-                yield break;
-            }
-
-            var result = new SsePredictionResult();
-            var finished = false;
-            try
-            {
-                await foreach (var item in TellingBreaks(SseEventReader.ReadAllAsync(await response.Content.ReadAsStreamAsync(cancellationToken),
-                    reason => Log.SkippedBlock(logger, reason), cancellationToken: cancellationToken)))
-                {
-                    result.Add(item);
-                    yield return PredictionEvent.From(item.Event, item.ToArguments());
-                }
-
-                finished = true;
-            }
-            finally
-            {
-                if (!finished && cancellationToken.IsCancellationRequested)
-                {
-                    await AbortAsync(caller, replica, chatflowId, chatId);
-                }
-            }
-
-            if (result.IsError)
-            {
-                throw new HubException($"TROM.AI reported an error: {result.Error}");
-            }
-
-            if (!result.Ended && !result.Aborted)
-            {
-                throw new HubException("TROM.AI's stream ended before its end event.");
-            }
-
-            yield return new PredictionEvent(PredictionEvent.Result, result.ToAnswer());
-        }
+        var stream = store.Create(new StreamStart(StreamIds.New(), chatflowId, chatId, connection.Owner));
+        var prediction = new SsePrediction(this, sse, connection.Caller, chatflowId, chatId, stream, drain.TrackPrediction(), runs, options.Value, time, logger);
+        prediction.Start(body);
+        return prediction;
     }
 
-    /// <summary>An SSE stream that breaks off or falls silent (<see cref="UpstreamTimeoutException"/>) ends Predict with a message the client can read.</summary>
-    private static async IAsyncEnumerable<UpstreamSseEvent> TellingBreaks(IAsyncEnumerable<UpstreamSseEvent> events)
+    /// <summary>A kept item as the hub streams it.</summary>
+    internal static PredictionEvent ToEvent(in StreamItem item) => item.Kind switch
     {
-        await using var reader = events.GetAsyncEnumerator();
-        while (true)
-        {
-            try
-            {
-                if (!await reader.MoveNextAsync())
-                {
-                    yield break;
-                }
-            }
-            catch (IOException e)
-            {
-                throw new HubException(e is UpstreamTimeoutException ? e.Message : "TROM.AI's stream broke off.");
-            }
+        StreamItemKind.Header => new PredictionEvent(GatewayEvents.Stream,
+            new GatewayEvents.StreamNotice(item.Start!.StreamId, item.Start.ChatflowId, item.Start.ChatId)),
+        StreamItemKind.Result => new PredictionEvent(PredictionEvent.Result, new RawJson(item.Json)) { Seq = item.Seq },
+        _ => new PredictionEvent(item.Name!, DataOf(item.Json)) { Seq = item.Seq },
+    };
 
-            yield return reader.Current;
+    /// <summary>
+    /// An event's data from its kept arguments (one JSON array, which the gateway wrote itself): null
+    /// for none, the one argument, or the array of them; each a slice of the kept bytes, not a copy.
+    /// </summary>
+    private static object? DataOf(ReadOnlyMemory<byte> arguments)
+    {
+        var reader = new Utf8JsonReader(arguments.Span);
+        reader.Read(); // [
+        List<object?>? several = null;
+        RawJson? first = null;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            var value = new RawJson(arguments[start..(int)reader.BytesConsumed]);
+            if (first is null)
+            {
+                first = value;
+            }
+            else
+            {
+                (several ??= [first]).Add(value);
+            }
         }
+
+        return several is not null ? several.ToArray() : first;
     }
 
     /// <summary>
@@ -267,7 +219,7 @@ internal sealed partial class PredictionStreams(
         return (response.StatusCode, await ReadAnswerAsync(response, cancellationToken));
     }
 
-    private static async Task<JsonElement> ReadAnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    internal static async Task<JsonElement> ReadAnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         try
@@ -281,11 +233,9 @@ internal sealed partial class PredictionStreams(
         }
     }
 
-    /// <summary>The final item, or the HubException that ends the stream instead.</summary>
-    internal static PredictionEvent Result(HttpStatusCode status, JsonElement answer) =>
-        IsSuccess(status)
-            ? new PredictionEvent(PredictionEvent.Result, answer)
-            : throw new HubException($"TROM.AI answered {(int)status} ({status}): {MessageOf(answer)}");
+    /// <summary>Null for an answer; for an HTTP error, what the stream ends with instead.</summary>
+    internal static string? ErrorOf(HttpStatusCode status, JsonElement answer) =>
+        IsSuccess(status) ? null : $"TROM.AI answered {(int)status} ({status}): {MessageOf(answer)}";
 
     /// <summary>The body the client would have POSTed, adapted by <paramref name="adapt"/>, with a chatId so that it can be aborted.</summary>
     private static (byte[] Body, string ChatId) PrepareBody(JsonElement request, Action<JsonObject> adapt)
@@ -327,7 +277,5 @@ internal sealed partial class PredictionStreams(
         [LoggerMessage(3020, LogLevel.Warning, "Aborting prediction {ChatId} of chatflow {ChatflowId} failed: {Reason}", EventName = "PredictAbortFailed")]
         public static partial void AbortFailed(ILogger logger, string chatflowId, string chatId, string reason);
 
-        [LoggerMessage(3021, LogLevel.Warning, "Skipped an unreadable SSE block from TROM.AI: {Reason}", EventName = "PredictSkippedSseBlock")]
-        public static partial void SkippedBlock(ILogger logger, string reason);
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json;
@@ -10,74 +11,149 @@ namespace TromAi.Gateway.Bridge;
 /// per request, so the prediction's events are what the session receives between the capture's
 /// start (queued before the POST) and its end (queued once the answer is in and a barrier sent
 /// after it has come back over the socket: the answer can overtake the last events, which travel on
-/// another connection). Whatever happens, the capture ends: after a timeout or a client that left,
-/// only once TROM.AI has stopped the flow, so no late event of it reaches the connection's handlers.
+/// another connection). Every captured event is kept in the prediction's stream, which its client
+/// reads (and any resumer); the prediction holds the session open until the capture has ended, after
+/// its client has gone too. Whatever happens, the capture ends: after a timeout or a cancel, only once
+/// TROM.AI has stopped the flow, so no late event of it reaches the connection's handlers.
 /// </summary>
-internal sealed partial class SocketIOPrediction(
-    PredictionStreams calls,
-    BridgedConnection connection,
-    UpstreamSession session,
-    Uri destination,
-    string chatflowId,
-    string chatId,
-    TimeSpan activityTimeout,
-    TimeProvider time,
-    ILogger logger) : IDisposable
+internal sealed partial class SocketIOPrediction : KeptPrediction
 {
     // Long-polling has no barrier to tell that every event emitted before the answer has arrived
     // (nor has a socket that just dropped): give them this long instead.
     private static readonly TimeSpan PollingSettleTime = TimeSpan.FromMilliseconds(200);
 
+    private readonly PredictionStreams _calls;
+    private readonly BridgedConnection _connection;
+    private readonly UpstreamSession _session;
+    private readonly Uri _destination;
+    private readonly string _chatflowId;
+    private readonly string _chatId;
+    private readonly IDisposable _hold;
+    private readonly GatewayDrain.PredictionHandle _running;
+    private readonly TimeSpan _activityTimeout;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
     private readonly CancellationTokenSource _post = new();
     private Task<PredictionOutcome>? _outcome;
+    private Activity? _trace;
     private volatile bool _answered;
+
+    /// <param name="hold">Keeps the session open until the prediction is over (<see cref="BridgedConnection.TryHold"/>).</param>
+    /// <param name="running">Counts the prediction for a drain until it is over.</param>
+    public SocketIOPrediction(
+        PredictionStreams calls, BridgedConnection connection, UpstreamSession session, Uri destination, string chatflowId, string chatId,
+        IStreamWriter stream, IDisposable hold, GatewayDrain.PredictionHandle running, PredictionRuns runs, GatewayOptions options, TimeProvider time, ILogger logger)
+        : base(stream, runs, options.Streams.DetachedTimeout, time)
+    {
+        _calls = calls;
+        _connection = connection;
+        _session = session;
+        _destination = destination;
+        _chatflowId = chatflowId;
+        _chatId = chatId;
+        _hold = hold;
+        _running = running;
+        _activityTimeout = options.Proxy.ActivityTimeout;
+        _time = time;
+        _logger = logger;
+    }
 
     public PredictionCapture Capture { get; } = new();
 
-    /// <summary>TROM.AI's answer, or why there is none; complete once the capture's end marker is queued. Never faults.</summary>
-    public Task<PredictionOutcome> Outcome => _outcome ?? throw new InvalidOperationException("The prediction has not started.");
-
-    /// <summary>Starts capturing, then posts the prediction.</summary>
+    /// <summary>Starts capturing, then posts the prediction; keeps what comes in its stream until it is over.</summary>
     public void Start(byte[] body)
     {
-        connection.Relay.BeginCapture(Capture);
+        var caller = Activity.Current;
+        _trace = Telemetry.GatewayActivity.StartPrediction(_chatflowId); // the upstream call's span is its child
+        _connection.Relay.BeginCapture(Capture);
         _outcome = RunAsync(body);
+        _ = KeepAsync();
+        Activity.Current = caller; // the span belongs to the prediction, which may outlive the hub call
+    }
+
+    /// <summary>Moves the captured events into the stream until the capture ends, then ends the stream with the answer.</summary>
+    private async Task KeepAsync()
+    {
+        try
+        {
+            await foreach (var captured in Capture.ReadAsync(CancellationToken.None))
+            {
+                Stream.Append(captured.Name, captured.Args);
+            }
+
+            var outcome = await _outcome!;
+            if (!Capture.Ended)
+            {
+                Stream.Fail("The connection's upstream session closed before the prediction ended.");
+            }
+            else if (outcome.Error is { } error)
+            {
+                Stream.Fail(error);
+            }
+            else if (PredictionStreams.ErrorOf(outcome.Status, outcome.Answer) is { } refusal)
+            {
+                Stream.Fail(refusal);
+            }
+            else
+            {
+                Stream.Complete(KeptStream.Serialize(outcome.Answer));
+            }
+        }
+        catch (Exception e)
+        {
+            Log.PredictionFailed(_logger, _chatflowId, _chatId, e);
+            Stream.Fail("The gateway could not complete the prediction.");
+        }
+        finally
+        {
+            _trace?.Dispose();
+            _connection.Predicting.Release();
+            _running.Dispose();
+            _hold.Dispose();
+            Finish();
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _post.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 
     /// <summary>
-    /// The stream's reader has gone (the client cancelled, or left): aborts the flow upstream, waits
-    /// a bounded time for TROM.AI's answer, and drops the prediction's events until the capture ends.
+    /// Cancelled (by its client, the detached timeout or a drain): aborts the flow upstream and waits a
+    /// bounded time for TROM.AI's answer; what it captures until then goes into the ended stream, i.e. nowhere.
     /// </summary>
-    public async Task WindDownAsync()
+    protected override void OnCancelled() => _ = WindDownAsync();
+
+    private async Task WindDownAsync()
     {
-        // Read first: a capture nobody reads would hold the relay, and with it the barrier behind the answer.
-        var dropping = DropRestAsync();
-        if (!_answered)
+        if (_answered)
         {
-            await calls.AbortAsync(connection.Caller, destination, chatflowId, chatId);
-            try
-            {
-                // TROM.AI answers the POST once the aborted flow has stopped.
-                await Outcome.WaitAsync(PredictionStreams.AbortTimeout, time);
-            }
-            catch (TimeoutException)
-            {
-                Log.NoAnswerAfterAbort(logger, chatflowId, chatId, PredictionStreams.AbortTimeout);
-                await _post.CancelAsync();
-            }
+            return;
         }
 
-        await dropping;
-        await Outcome;
-    }
-
-    /// <summary>Once <see cref="Outcome"/> is complete.</summary>
-    public void Dispose() => _post.Dispose();
-
-    private async Task DropRestAsync()
-    {
-        await foreach (var _ in Capture.ReadAsync(CancellationToken.None))
+        await _calls.AbortAsync(_connection.Caller, _destination, _chatflowId, _chatId);
+        try
         {
+            // TROM.AI answers the POST once the aborted flow has stopped.
+            await _outcome!.WaitAsync(PredictionStreams.AbortTimeout, _time);
+        }
+        catch (TimeoutException)
+        {
+            Log.NoAnswerAfterAbort(_logger, _chatflowId, _chatId, PredictionStreams.AbortTimeout);
+            try
+            {
+                await _post.CancelAsync();
+            }
+            catch (ObjectDisposedException)
+            {
+                // It answered meanwhile.
+            }
         }
     }
 
@@ -88,7 +164,7 @@ internal sealed partial class SocketIOPrediction(
         {
             try
             {
-                var (status, answer) = await calls.PostAsync(connection.Caller, destination, chatflowId, body, _post.Token);
+                var (status, answer) = await _calls.PostAsync(_connection.Caller, _destination, _chatflowId, body, _post.Token);
                 _answered = true;
                 outcome = new PredictionOutcome(status, answer, null);
             }
@@ -99,15 +175,15 @@ internal sealed partial class SocketIOPrediction(
             catch (UpstreamTimeoutException)
             {
                 // TROM.AI was silent for the activity timeout: the flow may still run upstream and emit to this socket.
-                Log.PredictionTimedOut(logger, chatflowId, chatId, activityTimeout);
+                Log.PredictionTimedOut(_logger, _chatflowId, _chatId, _activityTimeout);
                 outcome = new PredictionOutcome(0, default,
-                    $"TROM.AI did not answer the prediction within {activityTimeout} (Gateway:Proxy:ActivityTimeout); the gateway aborted it.");
+                    $"TROM.AI did not answer the prediction within {_activityTimeout} (Gateway:Proxy:ActivityTimeout); the gateway aborted it.");
                 await StopFlowAsync();
             }
             catch (HttpRequestException e)
             {
                 // Possibly after the request went through (a connection reset mid-answer): stop it in case.
-                Log.PostFailed(logger, chatflowId, e.Message);
+                Log.PostFailed(_logger, _chatflowId, e.Message);
                 outcome = new PredictionOutcome(0, default, "TROM.AI is unreachable.");
                 await StopFlowAsync();
             }
@@ -116,12 +192,12 @@ internal sealed partial class SocketIOPrediction(
         }
         catch (Exception e)
         {
-            Log.PredictionFailed(logger, chatflowId, chatId, e);
+            Log.PredictionFailed(_logger, _chatflowId, _chatId, e);
             outcome = new PredictionOutcome(0, default, "The gateway could not complete the prediction.");
         }
         finally
         {
-            connection.Relay.EndCapture(Capture);
+            _connection.Relay.EndCapture(Capture);
         }
 
         return outcome;
@@ -130,7 +206,7 @@ internal sealed partial class SocketIOPrediction(
     /// <summary>Aborts the flow and waits, bounded, for TROM.AI's <c>abort</c> event: then it emits no more.</summary>
     private async Task StopFlowAsync()
     {
-        var (status, _) = await calls.AbortAsync(connection.Caller, destination, chatflowId, chatId);
+        var (status, _) = await _calls.AbortAsync(_connection.Caller, _destination, _chatflowId, _chatId);
         if ((int)status is < 200 or >= 300)
         {
             return;
@@ -138,11 +214,11 @@ internal sealed partial class SocketIOPrediction(
 
         try
         {
-            await Capture.AbortSeen.WaitAsync(PredictionStreams.AbortTimeout, time);
+            await Capture.AbortSeen.WaitAsync(PredictionStreams.AbortTimeout, _time);
         }
         catch (TimeoutException)
         {
-            Log.NoAbortEvent(logger, chatflowId, chatId, PredictionStreams.AbortTimeout);
+            Log.NoAbortEvent(_logger, _chatflowId, _chatId, PredictionStreams.AbortTimeout);
         }
     }
 
@@ -155,18 +231,18 @@ internal sealed partial class SocketIOPrediction(
     {
         try
         {
-            using var timeout = new CancellationTokenSource(activityTimeout, time);
-            if (await session.FlushAsync(timeout.Token))
+            using var timeout = new CancellationTokenSource(_activityTimeout, _time);
+            if (await _session.FlushAsync(timeout.Token))
             {
                 return;
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
-            Log.BarrierFailed(logger, chatflowId, chatId, e.Message);
+            Log.BarrierFailed(_logger, _chatflowId, _chatId, e.Message);
         }
 
-        await Task.Delay(PollingSettleTime, time);
+        await Task.Delay(PollingSettleTime, _time);
     }
 
     /// <param name="Error">Set when there is no answer to give: the stream ends with it as a HubException.</param>

@@ -70,7 +70,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
 
         var request = connection.Features.Get<IHttpContextFeature>()?.HttpContext?.Request;
         var caller = request is null ? UpstreamCaller.Gateway : headers.CallerOfConnection(request, browserTransport: true);
-        var bridged = new BridgedConnection(connection.ConnectionId, ConnectionOwner.Of(request?.HttpContext.User), caller, session, relay);
+        var bridged = new BridgedConnection(connection.ConnectionId, ConnectionOwner.Of(request?.HttpContext.User), caller, session, relay, connection.ConnectionClosed);
         connection.Features.Set(bridged);
         await directory.AddAsync(bridged); // findable by every instance before start() completes
         metrics.SessionStarted();
@@ -82,9 +82,29 @@ internal sealed partial class UpstreamConnectionMiddleware(
         {
             metrics.SessionEnded();
             await directory.RemoveAsync(bridged);
-            await DisposeAsync(session);
-            await relay.StopAsync();
+            var released = bridged.ReleaseConnectionAsync();
+            if (released.IsCompleted)
+            {
+                await DisposeAsync(session);
+                await relay.StopAsync();
+                relay.Dispose();
+            }
+            else
+            {
+                // A prediction of the connection runs on for its stream (the client went away without
+                // cancelling): the session and the relay reading it live until it is over.
+                Log.KeptOpen(logger, connection.ConnectionId);
+                _ = CloseOnceReleasedAsync(released, session, relay);
+            }
         }
+    }
+
+    private static async Task CloseOnceReleasedAsync(Task released, UpstreamSession? session, ConnectionRelay relay)
+    {
+        await released;
+        await DisposeAsync(session);
+        await relay.StopAsync();
+        relay.Dispose();
     }
 
     private static ValueTask DisposeAsync(UpstreamSession? session) => session?.DisposeAsync() ?? ValueTask.CompletedTask;
@@ -155,5 +175,8 @@ internal sealed partial class UpstreamConnectionMiddleware(
 
         [LoggerMessage(3041, LogLevel.Information, "Closing connection {ConnectionId}: the client sent nothing for {Timeout}.", EventName = "HubConnectionIdle")]
         public static partial void Idle(ILogger logger, string connectionId, TimeSpan timeout);
+
+        [LoggerMessage(5002, LogLevel.Debug, "Connection {ConnectionId} ended while a prediction of it runs; its upstream session stays open until that is over.", EventName = "StreamSessionKeptOpen")]
+        public static partial void KeptOpen(ILogger logger, string connectionId);
     }
 }

@@ -14,6 +14,7 @@ namespace TromAi.Gateway.Proxy;
 internal sealed class JsonPredictionBody
 {
     private const string FieldName = "socketIOClientId";
+    private const string ChatIdName = "chatId";
 
     /// <summary>Longer ids are nobody's (the gateway's have 25 characters, TROM.AI's 20) and are not even decoded.</summary>
     private const int MaxIdBytes = 256;
@@ -36,6 +37,9 @@ internal sealed class JsonPredictionBody
 
     /// <summary>The id the client sent: the last top-level <c>socketIOClientId</c>, when it is a short string.</summary>
     public string? ClientId { get; private set; }
+
+    /// <summary>The last top-level <c>chatId</c>, when it is a short string: what a kept stream names, and aborts.</summary>
+    public string? ChatId { get; private set; }
 
     /// <exception cref="PredictionBodyException">400: not JSON.</exception>
     public static JsonPredictionBody Read(ReadOnlySequence<byte> body)
@@ -80,7 +84,16 @@ internal sealed class JsonPredictionBody
                 }
 
                 var isId = reader.ValueTextEquals(FieldName);
+                var isChatId = !isId && reader.ValueTextEquals(ChatIdName);
                 reader.Read();
+                if (isChatId)
+                {
+                    ChatId = reader.TokenType == JsonTokenType.String
+                        && (reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length) <= MaxIdBytes
+                        ? reader.GetString()
+                        : null;
+                }
+
                 var valueStart = offset + reader.TokenStartIndex;
                 string? id = null;
                 if (isId && reader.TokenType == JsonTokenType.String

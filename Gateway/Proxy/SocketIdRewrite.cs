@@ -22,7 +22,7 @@ namespace TromAi.Gateway.Proxy;
 /// up to its id, the rest streams through.
 /// </summary>
 internal sealed partial class SocketIdRewrite(
-    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, GatewayDrain drain,
+    RequestDelegate next, ISessionDirectory sessions, StreamingModeResolver modes, SsePredictionRelay sse, KeptRestForwarding kept, GatewayDrain drain,
     BodyBudget budget, GatewayMetrics metrics, IOptions<GatewayOptions> options, ILogger<SocketIdRewrite> logger)
 {
     public const string MetadataKey = "TromAi.RewriteSocketId";
@@ -109,7 +109,7 @@ internal sealed partial class SocketIdRewrite(
             await buffer.AppendAsync(context.Request.Body, declared, limit, aborted);
             var json = JsonPredictionBody.Read(buffer.Bytes);
             var lookup = json.ClientId is null ? RewriteResult.Unchanged : await ResolveAsync(context, json.ClientId);
-            await ForwardAsync(context, lookup, lookup.Status switch
+            await ForwardAsync(context, lookup with { ChatId = json.ChatId }, lookup.Status switch
             {
                 RewriteStatus.Rewritten => json.Rewritten(lookup.SocketId!),
                 RewriteStatus.Streamed => json.Streamed(),
@@ -162,11 +162,12 @@ internal sealed partial class SocketIdRewrite(
         // Read from the pooled buffer while the request is forwarded; the buffer goes back to the pool
         // once the forward has returned, which is after the upstream request's body was sent or dropped.
         await using var forwarded = new ForwardedBody(head, tail, context.RequestAborted);
+        var chatflowId = (string)context.GetRouteValue(ChatflowIdParameter)!;
         if (result.Status == RewriteStatus.Streamed)
         {
             using var content = new StreamContent(forwarded, BodyBudget.Step);
             content.Headers.ContentLength = forwarded.KnownLength;
-            await sse.RelayAsync(context, result.ConnectionId!, result.ClientId!, content);
+            await sse.RelayAsync(context, result.Location, result.ClientId!, new StreamStart(StreamIds.New(), chatflowId, result.ChatId, result.Location.Owner), content);
             return;
         }
 
@@ -175,10 +176,20 @@ internal sealed partial class SocketIdRewrite(
             PinDestination(context, result.Destination);
         }
 
+        // A prediction for a hub connection is kept as a stream, which begins before the POST leaves.
+        var stream = result.Status == RewriteStatus.Rewritten
+            ? kept.Begin(result.ClientId!, chatflowId, result.ChatId)
+            : null;
         context.Request.Body = forwarded;
         context.Request.ContentLength = forwarded.KnownLength; // unknown: chunked
         context.Request.Headers.TransferEncoding = default;
-        await next(context);
+        if (stream is null)
+        {
+            await next(context);
+            return;
+        }
+
+        await kept.ForwardAsync(context, next, stream);
     }
 
     private async Task RefuseAsync(HttpContext context, PredictionBodyException refusal)
@@ -243,12 +254,12 @@ internal sealed partial class SocketIdRewrite(
         var location = lookup.Location;
         if (await modes.GetAsync(context.RequestAborted) == StreamingMode.Sse)
         {
-            return new RewriteResult(RewriteStatus.Streamed, null, null) { ConnectionId = location.ConnectionId, ClientId = clientId };
+            return new RewriteResult(RewriteStatus.Streamed, null, null) { Location = location, ClientId = clientId };
         }
 
         return location.SocketId is null
             ? new RewriteResult(RewriteStatus.Reconnecting, null, null)
-            : new RewriteResult(RewriteStatus.Rewritten, location.SocketId, location.Destination);
+            : new RewriteResult(RewriteStatus.Rewritten, location.SocketId, location.Destination) { Location = location, ClientId = clientId };
     }
 
     private enum RewriteStatus
@@ -262,10 +273,13 @@ internal sealed partial class SocketIdRewrite(
 
     private sealed record RewriteResult(RewriteStatus Status, string? SocketId, Uri? Destination)
     {
-        /// <summary>The hub connection to stream to (SSE mode): its SignalR id, and the id the client sent.</summary>
-        public string? ConnectionId { get; init; }
+        /// <summary>The hub connection named (rewritten or streamed): where it is, and the id the client sent.</summary>
+        public SessionLocation Location { get; init; }
 
         public string? ClientId { get; init; }
+
+        /// <summary>The body's <c>chatId</c>, when the gateway could read it (JSON).</summary>
+        public string? ChatId { get; init; }
 
         public static readonly RewriteResult Unchanged = new(RewriteStatus.Unchanged, null, null);
     }

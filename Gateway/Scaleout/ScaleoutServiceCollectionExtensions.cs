@@ -28,6 +28,10 @@ internal static class ScaleoutServiceCollectionExtensions
             services.RemoveAll(typeof(HubLifetimeManager<>));
             services.AddSingleton(typeof(HubLifetimeManager<>), typeof(RedisBackplane<>));
 
+            // Kept streams in Redis, so that any instance can resume them (this instance's own stay in memory too).
+            services.AddSingleton<RedisStreamStore>();
+            services.AddSingleton<IStreamStore>(sp => sp.GetRequiredService<RedisStreamStore>());
+
             services.AddStackExchangeRedisCache(_ => { });
             services.AddOptions<RedisCacheOptions>().Configure<RedisConnection>((cache, connection) =>
                 cache.ConnectionMultiplexerFactory = connection.GetMultiplexerAsync);

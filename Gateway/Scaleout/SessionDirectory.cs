@@ -286,7 +286,8 @@ internal sealed partial class SessionDirectory : ISessionDirectory, IHostedServi
     // validates the options, and reading them then would throw outside the start-up that reports it.
     private string SessionKey(string socketIOClientId) => $"{_options.Value.Redis.KeyPrefix}:session:{socketIOClientId}";
 
-    private string InstanceKey(string instanceId) => $"{_options.Value.Redis.KeyPrefix}:instance:{instanceId}";
+    /// <summary>The key that exists while instance <paramref name="instanceId"/> is alive.</summary>
+    internal string InstanceKey(string instanceId) => $"{_options.Value.Redis.KeyPrefix}:instance:{instanceId}";
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {

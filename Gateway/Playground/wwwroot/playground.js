@@ -2,7 +2,8 @@
 // Socket.IO. Two ways to ask, as in the README:
 //   REST + events: connection.on(...) for every event, GetSocketIOClientId, then POST
 //                  /api/v1/prediction/<id> through the gateway; its JSON answer ends the turn.
-//   hub Predict:   connection.stream("Predict", id, body) yields {event, data}, ending with "result".
+//   hub Predict:   connection.stream("Predict", id, body) yields {event, data, seq}, ending with "result";
+//                  after a reload mid-answer, connection.stream("Resume", streamId, 0) gives it again.
 // signalr.min.js, loaded before this module, defines the global `signalR`.
 //
 // The page's state is a few variables (keys, connection, current turn), each set in one place, so
@@ -440,6 +441,10 @@ function hubConnection(direct) {
     hub.on(name, on((...args) => restTarget?.event(name, args)));
   }
 
+  // A REST prediction's stream, announced before its events and closed after them (for Resume).
+  hub.on("gateway:stream", on((stream) => { if (restTarget) restTarget.streamId = stream?.streamId; }));
+  hub.on("gateway:stream-end", on(() => {}));
+
   hub.on("gateway:upstream-lost", on((lost) => {
     notice("warn", `TROM.AI session lost (${lost?.reason ?? "no reason given"}); the gateway is reconnecting it.`, "gateway:upstream-lost");
     showState("upstream-lost", "TROM.AI lost");
@@ -523,6 +528,7 @@ async function connect() {
     }
     notice("ok", "Connected to the gateway.", "connected");
     showState("connected");
+    resumeAfterReload();
     return;
   }
 }
@@ -578,16 +584,59 @@ async function askOverRest(turn, body) {
   }
 }
 
+/** Where a running Predict is, kept across a reload of the page (README, "Resumable answers"). */
+const RESUME_KEY = "playground.resume";
+
 function askOverPredict(turn, body) {
   restTarget = null; // while a Predict runs, the connection's events go into its stream
-  turn.subscription = connection.stream("Predict", turn.chatflowId, body).subscribe({
-    next: ({ event, data }) => {
-      if (event === "result") turn.finish();
-      else turn.event(event, data === null ? [] : [data]);
+  readStream(turn, connection.stream("Predict", turn.chatflowId, body), body.question);
+}
+
+/**
+ * Reads a Predict or Resume stream into its turn. The header names the stream; each item's seq is
+ * saved with it, so that a reload mid-answer resumes the stream instead of losing the answer.
+ */
+function readStream(turn, stream, question) {
+  const save = (seq) => sessionStorage.setItem(RESUME_KEY, JSON.stringify({
+    streamId: turn.streamId, seq, chatflowId: turn.chatflowId, chatId: turn.chatId, question,
+  }));
+  const over = () => sessionStorage.removeItem(RESUME_KEY);
+  turn.subscription = stream.subscribe({
+    next: ({ event, data, seq }) => {
+      // The header is the gateway's, not the flow's: it names the stream to resume.
+      if (event === "gateway:stream") {
+        turn.streamId = data?.streamId;
+        save(0);
+        return;
+      }
+
+      if (turn.settled) return;
+      save(seq);
+      if (event === "result") {
+        over();
+        turn.finish();
+      } else turn.event(event, data === null ? [] : [data]);
     },
-    error: (error) => turn.fail(error.message),
-    complete: () => turn.finish(),
+    error: (error) => { over(); turn.fail(error.message); },
+    complete: () => { over(); turn.finish(); },
   });
+}
+
+/**
+ * The page was reloaded while a Predict streamed: its prediction ran on in the gateway. A fresh
+ * page has none of the answer yet, so it resumes the stream from its start (afterSeq 0): every
+ * token once, in order, and then the live rest.
+ */
+function resumeAfterReload() {
+  const saved = JSON.parse(sessionStorage.getItem(RESUME_KEY) ?? "null");
+  if (!saved?.streamId || current) return;
+  const turn = new Turn({ chatflowId: saved.chatflowId, question: saved.question, mode: "predict", chatId: saved.chatId });
+  turn.streamId = saved.streamId;
+  turn.node.dataset.resumed = "true";
+  current = turn;
+  updateControls();
+  notice("ok", `Resuming the answer that was streaming before the reload (it had reached item ${saved.seq}).`, "resumed");
+  readStream(turn, connection.stream("Resume", saved.streamId, 0), saved.question);
 }
 
 async function abort() {
@@ -597,7 +646,10 @@ async function abort() {
   updateControls();
   if (turn.mode === "predict") {
     // Disposing the subscription makes the gateway abort the prediction upstream and end the stream.
+    // A resumed one only stops reading: it was asked by the page before the reload, so abort it by its chat id.
+    sessionStorage.removeItem(RESUME_KEY);
     turn.subscription.dispose();
+    if (turn.node.dataset.resumed) connection.invoke("Abort", turn.chatflowId, turn.chatId).catch(() => {});
     turn.finish();
     return;
   }
@@ -634,6 +686,7 @@ ui.form.addEventListener("submit", (e) => {
   const mode = ui.form.elements.mode.value;
   const body = { question, chatId: newChatId(), ...(overrideConfig !== undefined && { overrideConfig }) };
   const turn = new Turn({ chatflowId, question, mode, chatId: body.chatId });
+  turn.question = question;
   current = turn;
   updateControls();
   ui.question.value = "";

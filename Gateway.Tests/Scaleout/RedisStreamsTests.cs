@@ -1,0 +1,198 @@
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TromAi.Gateway.Bridge;
+using TromAi.Gateway.Tests.Fixtures;
+using TromAi.Gateway.Tests.Infrastructure;
+
+namespace TromAi.Gateway.Tests.Scaleout;
+
+/// <summary>
+/// With Redis, a kept stream can be resumed on any instance: the client that lost its connection to one
+/// gateway resumes on another, through a Redis restart, and after its instance drained.
+/// </summary>
+public sealed class RedisStreamsTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
+    private RedisServer _redis = null!;
+    private TestUpstream _upstream = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = new RedisServer();
+        await _redis.StartAsync();
+        _upstream = await TestUpstream.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    private Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? more = null) =>
+        GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis, more));
+
+    [Fact]
+    public async Task A_stream_started_on_one_instance_resumes_on_another_exactly_once()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        var chatId = Guid.NewGuid().ToString();
+
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "x", chatId, overrideConfig = new { count = 200, rate = 50 } }], tokens: 10);
+        await lost.DisposeAsync();
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        var (resumedId, after) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq));
+
+        Assert.Equal(streamId, resumedId);
+        AssertWhole(before.Concat(after).ToList(), "x", 200);
+        Assert.DoesNotContain(await _upstream.RequestsAsync(), r => (string?)r!["path"] == $"/api/v1/chatmessage/abort/tokens/{chatId}");
+    }
+
+    [Fact]
+    public async Task Redis_restarting_empty_during_a_kept_stream_loses_nothing_of_it()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "y", overrideConfig = new { count = 200, rate = 50 } }], tokens: 10);
+        await lost.DisposeAsync();
+
+        await _redis.RestartAsync();
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+
+        // Until A has written the stream again, B cannot find it, or cannot reach Redis: it says so, and the client asks again.
+        List<Predictions.Item>? after = null;
+        var refusals = new List<string>();
+        await SharedRedis.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                (_, after) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq));
+                return true;
+            }
+            catch (HubException e)
+            {
+                refusals.Add(e.Message);
+                return false;
+            }
+        }, () => $"a resume on the other instance to succeed (refused: {string.Join(" | ", refusals.Distinct())})");
+
+        Assert.All(refusals, r => Assert.True(r.Contains("No stream", StringComparison.Ordinal) || r.Contains("cannot be read right now", StringComparison.Ordinal), r));
+        AssertWhole(before.Concat(after!).ToList(), "y", 200);
+    }
+
+    [Fact]
+    public async Task An_ended_stream_is_written_again_after_Redis_restarts_empty_within_its_retention()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        await using var asking = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, items) = await Predictions.ReadWithHeaderAsync(asking.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "z", overrideConfig = new { count = 20, rate = 0 } }));
+
+        await _redis.RestartAsync();
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        List<Predictions.Item>? replayed = null;
+        await SharedRedis.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                (_, replayed) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, 0L));
+                return true;
+            }
+            catch (HubException)
+            {
+                return false; // not written again yet
+            }
+        }, () => "the ended stream to be resumable on the other instance again");
+
+        AssertWhole(replayed!, "z", 20);
+        Assert.Equal(items.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"), replayed!.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"));
+    }
+
+    [Fact]
+    public async Task A_draining_instance_lets_kept_predictions_finish_and_another_instance_replays_them()
+    {
+        var a = await StartGatewayAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:30" });
+        await using var b = await StartGatewayAsync();
+        string streamId;
+        List<Predictions.Item> before;
+        try
+        {
+            var lost = await HubClients.StartAsync(a.HubUrl);
+            (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "d", overrideConfig = new { count = 100, rate = 50 } }], tokens: 5);
+            await lost.DisposeAsync();
+
+            // What SIGTERM starts: the drain waits for the prediction that nobody reads any more.
+            await a.Services.GetRequiredService<GatewayDrain>().DrainAsync(CancellationToken.None).WaitAsync(Timeout);
+        }
+        finally
+        {
+            await a.DisposeAsync();
+        }
+
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        var (_, after) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq));
+
+        AssertWhole(before.Concat(after).ToList(), "d", 100);
+    }
+
+    [Fact]
+    public async Task A_prediction_that_outlasts_its_instances_drain_ends_with_why_and_one_whose_instance_died_is_reported_lost()
+    {
+        var drained = await StartGatewayAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
+        await using var b = await StartGatewayAsync();
+        var lost = await HubClients.StartAsync(drained.HubUrl);
+        var (drainedId, _) = await ReadSomeAsync(lost, ["tokens", new { question = "long", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
+        await lost.DisposeAsync();
+        await drained.Services.GetRequiredService<GatewayDrain>().DrainAsync(CancellationToken.None).WaitAsync(Timeout);
+        await drained.DisposeAsync();
+
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        var cutOff = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", drainedId, 0L)));
+
+        Assert.Contains("shut down before its answer was complete (Gateway:Drain:Timeout)", cutOff.Message);
+
+        // Stopped without a drain, as a crash does: its stream stays in Redis, unfinished, and its instance key goes.
+        var crashed = await StartGatewayAsync();
+        var orphan = await HubClients.StartAsync(crashed.HubUrl);
+        var (orphanId, _) = await ReadSomeAsync(orphan, ["tokens", new { question = "orphan", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
+        await orphan.DisposeAsync();
+        await crashed.DisposeAsync();
+        var writerLost = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", orphanId, 0L)));
+
+        Assert.Contains($"The gateway instance running the prediction of stream {orphanId} stopped before its answer was complete", writerLost.Message);
+    }
+
+    private static void AssertWhole(List<Predictions.Item> items, string question, int count)
+    {
+        Assert.Equal(Enumerable.Range(1, items.Count).Select(i => (long)i), items.Select(i => i.Seq)); // no gap, no duplicate
+        var tokens = items.Where(i => i.Event == "token").Select(i => i.Data.GetString()).ToList();
+        Assert.Equal(Enumerable.Range(0, count).Select(i => $"{question}:{i}"), tokens);
+        Assert.Equal("result", items[^1].Event);
+        Assert.Equal(string.Concat(tokens), items[^1].Data.GetProperty("text").GetString());
+    }
+
+    /// <summary>Starts a Predict and reads it until <paramref name="tokens"/> tokens are in, leaving the stream open (disposing it would cancel it).</summary>
+    private static async Task<(string StreamId, List<Predictions.Item> Items)> ReadSomeAsync(HubConnection connection, object?[] args, int tokens)
+    {
+        var stream = connection.StreamAsyncCore<Predictions.Item>("Predict", args).GetAsyncEnumerator();
+        var items = new List<Predictions.Item>();
+        string? streamId = null;
+        while (items.Count(i => i.Event == "token") < tokens)
+        {
+            Assert.True(await stream.MoveNextAsync().AsTask().WaitAsync(Timeout), "The stream ended early.");
+            if (streamId is null)
+            {
+                streamId = stream.Current.Data.GetProperty("streamId").GetString();
+                continue;
+            }
+
+            items.Add(stream.Current);
+        }
+
+        return (streamId!, items);
+    }
+}

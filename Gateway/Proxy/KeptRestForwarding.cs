@@ -1,0 +1,135 @@
+using System.IO.Compression;
+using System.Net;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Bridge;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace TromAi.Gateway.Proxy;
+
+/// <summary>
+/// A REST prediction for a hub connection of this instance while TROM.AI streams over Socket.IO,
+/// forwarded so that its stream is kept: the stream begins before the POST leaves, the POST runs to
+/// TROM.AI's answer even when its caller goes away (a reload: TROM.AI would emit into nothing and the
+/// answer would be lost), and the answer ends the stream. A connection held by another instance is not
+/// kept (its events arrive there, and nothing tells that instance where the POST's answer is yet).
+/// </summary>
+internal sealed partial class KeptRestForwarding(
+    ISessionDirectory sessions,
+    RestStreams local,
+    IHostApplicationLifetime lifetime,
+    IOptions<GatewayOptions> options,
+    ILogger<KeptRestForwarding> logger)
+{
+    /// <summary>Begins the stream when the connection is this instance's; null when it cannot be kept (the prediction is then forwarded as before).</summary>
+    public KeptRest? Begin(string socketIOClientId, string chatflowId, string? chatId) =>
+        sessions.TryGetLocal(socketIOClientId, out var connection) && local.Begin(connection, chatflowId, chatId) is { } start
+            ? new KeptRest(start)
+            : null;
+
+    /// <summary>Forwards the request (the proxy's next step), copying the answer, and ends the stream with it.</summary>
+    public async Task ForwardAsync(HttpContext context, RequestDelegate next, KeptRest kept)
+    {
+        var callerGone = context.RequestAborted;
+        var limit = options.Value.Streams.MaxBytesPerStream;
+        var capture = new ResponseCapture(context.Response.Body, limit, callerGone);
+        context.Response.Body = capture;
+
+        // The proxy gives up on the upstream call when the caller goes; this one must run to its answer.
+        // Only a stopping host ends it early, and TROM.AI answers it once the flow is aborted.
+        context.RequestAborted = lifetime.ApplicationStopping;
+        var answer = RestAnswer.Failed("The gateway could not forward the prediction.");
+        try
+        {
+            await next(context);
+            answer = AnswerOf(context, capture, limit);
+        }
+        finally
+        {
+            await EndAsync(kept, answer);
+        }
+    }
+
+    private async Task EndAsync(KeptRest kept, RestAnswer answer)
+    {
+        try
+        {
+            await local.EndAsync(kept.Start.StreamId, answer);
+        }
+        catch (Exception e)
+        {
+            Log.EndFailed(logger, kept.Start.StreamId, e);
+        }
+    }
+
+    private static RestAnswer AnswerOf(HttpContext context, ResponseCapture capture, long limit)
+    {
+        if (context.GetForwarderErrorFeature() is { } failure)
+        {
+            return RestAnswer.Failed(failure.Error is ForwarderError.RequestTimedOut
+                ? "TROM.AI did not answer the prediction in time (Gateway:Proxy:ActivityTimeout)."
+                : $"The prediction could not be forwarded to TROM.AI ({failure.Error}).");
+        }
+
+        if (capture.Overflowed)
+        {
+            return RestAnswer.Failed($"The answer was larger than {limit} bytes (Gateway:Streams:MaxBytesPerStream), so it was not kept; its REST caller got it.");
+        }
+
+        var encoding = context.Response.Headers.ContentEncoding.ToString();
+        if (encoding.Length == 0 || encoding.Equals("identity", StringComparison.OrdinalIgnoreCase))
+        {
+            return RestAnswer.Of((HttpStatusCode)context.Response.StatusCode, capture.Body);
+        }
+
+        return Decode(encoding, capture.Body, limit) is { } decoded
+            ? RestAnswer.Of((HttpStatusCode)context.Response.StatusCode, decoded)
+            : RestAnswer.Failed($"The answer came encoded as '{encoding}', which the gateway cannot decode within {limit} bytes (Gateway:Streams:MaxBytesPerStream), so it was not kept.");
+    }
+
+    /// <summary>The body TROM.AI compressed, decoded within <paramref name="limit"/>; null for another encoding, a larger body or a broken one.</summary>
+    private static byte[]? Decode(string encoding, ReadOnlyMemory<byte> body, long limit)
+    {
+        using var compressed = new MemoryStream(body.ToArray());
+        using Stream? decoder = encoding.ToLowerInvariant() switch
+        {
+            "gzip" => new GZipStream(compressed, CompressionMode.Decompress),
+            "br" => new BrotliStream(compressed, CompressionMode.Decompress),
+            "deflate" => new ZLibStream(compressed, CompressionMode.Decompress),
+            _ => null,
+        };
+        if (decoder is null)
+        {
+            return null;
+        }
+
+        using var decoded = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            int read;
+            while ((read = decoder.Read(buffer)) > 0)
+            {
+                if (decoded.Length + read > limit)
+                {
+                    return null;
+                }
+
+                decoded.Write(buffer, 0, read);
+            }
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+
+        return decoded.ToArray();
+    }
+
+    internal sealed record KeptRest(StreamStart Start);
+
+    private static partial class Log
+    {
+        [LoggerMessage(5030, LogLevel.Warning, "Could not report the end of REST stream {StreamId}; its resumers will see it end when its instance gives up on it.", EventName = "RestStreamEndFailed")]
+        public static partial void EndFailed(ILogger logger, string streamId, Exception exception);
+    }
+}
