@@ -112,9 +112,10 @@ public sealed class GatewayMetricsTests(TelemetryTests.UpstreamFixture fixture) 
             Relay(metrics, token, unknown);
         }
 
-        // Nothing per call: one object per call would be 240 kB here. The runtime may allocate a few
-        // bytes once, when tiered compilation swaps in optimised code mid-loop.
-        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 1024);
+        // Nothing per call: one object per call would be 240 kB here, one byte per call 10 kB. The runtime
+        // may allocate a few kB once, when tiered compilation swaps in optimised code mid-loop (3.2 kB seen
+        // on a loaded machine).
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 8 * 1024);
         Assert.Equal(10_100, (await PrometheusScrape.GetAsync(_gateway.Http))["tromai_gateway_events_relayed_total{event=\"token\"}"]);
     }
 
