@@ -1,6 +1,7 @@
 using System.Text.Json;
 using MessagePack;
 using MessagePack.Formatters;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
 
@@ -49,13 +50,17 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
         return new PredictionEvent(name ?? throw new MessagePackSerializationException("A prediction event needs an \"event\"."), data);
     }
 
-    // Data is one argument (a JsonElement), null for none, or the arguments of an event that has several.
+    // Data is one argument (RawJson over Socket.IO, a JsonElement over SSE and for the result), null for none, or the
+    // arguments of an event that has several.
     private static void WriteData(ref MessagePackWriter writer, object? data, MessagePackSerializerOptions options)
     {
         switch (data)
         {
             case null:
                 writer.WriteNil();
+                break;
+            case RawJson raw:
+                RawJsonMessagePackFormatter.Instance.Serialize(ref writer, raw, options);
                 break;
             case JsonElement element:
                 JsonElementMessagePackFormatter.Instance.Serialize(ref writer, element, options);
