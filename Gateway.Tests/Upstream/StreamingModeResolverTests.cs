@@ -1,3 +1,5 @@
+using System.Net;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
@@ -66,6 +68,32 @@ public sealed class StreamingModeResolverTests
         Assert.Equal(HubConnectionState.Disconnected, connection.State);
         Assert.Contains(log.Entries, entry => entry.StartsWith("Warning", StringComparison.Ordinal)
             && entry.Contains("Set Gateway:Upstream:Streaming to sse", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Explicit_sse_against_a_Socket_IO_only_TROM_AI_fails_predictions_with_the_setting_and_the_value_to_use()
+    {
+        await using var upstream = await TestUpstream.StartAsync(TestUpstreamMode.SocketIO);
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Upstream:Streaming"] = "sse" });
+        using var log = LogCapture.Attach(gateway.Services);
+        await using var connection = await HubClients.StartAsync(gateway.HubUrl);
+        var id = await connection.InvokeAsync<string>("GetSocketIOClientId");
+
+        var predict = await Assert.ThrowsAsync<HubException>(() =>
+            Predictions.ReadAllAsync(connection.StreamAsync<Predictions.Item>("Predict", "echo-question", new { question = "hub" })));
+        var (status, body) = await Predictions.PostAsync(gateway.Http, "echo-question", new { question = "rest", socketIOClientId = id });
+        var (plainStatus, plain) = await Predictions.PostAsync(gateway.Http, "not-streamable", new { question = "plain", socketIOClientId = id });
+
+        const string Advice = "Set Gateway:Upstream:Streaming to socketio";
+        Assert.Contains("TROM.AI does not stream over Server-Sent Events", predict.Message, StringComparison.Ordinal);
+        Assert.Contains(Advice, predict.Message, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadGateway, status);
+        Assert.Contains(Advice, body.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(upstream.BaseUrl.Authority, predict.Message + body.GetRawText(), StringComparison.Ordinal);
+        Assert.Contains(log.Entries, entry => entry.StartsWith("Warning", StringComparison.Ordinal) && entry.Contains(Advice, StringComparison.Ordinal));
+        // A flow that cannot stream answers JSON in every era: that is no mismatch.
+        Assert.Equal(HttpStatusCode.OK, plainStatus);
+        Assert.Equal("plain", plain.GetProperty("text").GetString());
     }
 
     [Fact]

@@ -30,5 +30,5 @@ internal static class StreamingModeMismatch
     /// <summary>Explicit <c>sse</c> against a TROM.AI that streams over Socket.IO only.</summary>
     public static string NoSse(string chatflowId) =>
         $"TROM.AI does not stream over Server-Sent Events: it answered a streaming prediction of chatflow {chatflowId}, which can stream, with plain JSON, "
-        + $"and it serves Socket.IO, as TROM.AI before 2.1 does. Set {Setting} to socketio (or remove it: auto, the default, chooses).";
+        + $"as TROM.AI before 2.1 does, which streams over Socket.IO only. Set {Setting} to socketio (or remove it: auto, the default, chooses).";
 }
