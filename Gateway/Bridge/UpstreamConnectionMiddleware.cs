@@ -59,7 +59,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
                     await session.ConnectAsync(connection.ConnectionClosed);
                     if (mode is null)
                     {
-                        modes.Learn(StreamingMode.SocketIO, "its Socket.IO endpoint accepted a WebSocket session");
+                        modes.Learn(StreamingMode.SocketIO, "its Socket.IO endpoint accepted a session");
                     }
                 }
                 catch (UpstreamUnavailableException e) when (mode is null && StreamingModeMismatch.NoSocketIOStatus(e) is { } status)
