@@ -127,10 +127,10 @@ public sealed class UpstreamOptions
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// How TROM.AI streams: <c>SocketIO</c> (1.x to 2.2.4), <c>Sse</c> (2.1 and later), or <c>Auto</c>:
-    /// ask it once, at the first connection (see README).
+    /// How TROM.AI streams: <c>Auto</c> (the default: ask it once, at the first connection, and log the answer),
+    /// <c>SocketIO</c> (1.x to 2.2.4) or <c>Sse</c> (2.1 and later) (see README).
     /// </summary>
-    public StreamingMode Streaming { get; set; } = StreamingMode.SocketIO;
+    public StreamingMode Streaming { get; set; } = StreamingMode.Auto;
 
     /// <summary>
     /// TROM.AI's API key, sent as <c>Authorization: Bearer</c> on every request the gateway makes or

@@ -1,86 +1,63 @@
 using System.Diagnostics;
-using SocketIOClient;
-using SocketIOClient.Transport;
+using System.Text.Json;
 using TromAi.Gateway.Upstream;
+using TromAi.Gateway.Upstream.SocketIOWire;
 
 namespace TromAi.Gateway.Bench.Clients;
 
 /// <summary>
-/// The direct path: a Socket.IO client connected straight to the upstream, built exactly like the gateway's
-/// upstream leg (SocketIOClient 3.0.6, WebSocket, no reconnection, and the gateway's own
-/// <see cref="UpstreamWebSocket"/> under it), so the difference to the bridged path is the relay and the SignalR
-/// leg. SocketIOClient's stock socket allocates two 8 KB buffers per message; in the bench process that means a
-/// gen-1 collection every ~80 ms at 10k events/s, which would slow the baseline, not the gateway.
+/// The direct path: a Socket.IO client connected straight to the upstream, and the same one the gateway's
+/// upstream leg uses (<see cref="SocketIOConnection"/>, WebSocket, ready at the server's CONNECT), so the
+/// difference to the bridged path is the relay and the SignalR leg. Until the gateway read TROM.AI with it, this
+/// was SocketIOClient 3.0.6 over the gateway's own WebSocket; RESULTS.md says which figures were taken with which.
 /// </summary>
-internal sealed class DirectSession : BenchSession
+internal sealed class DirectSession : BenchSession, ISocketIOListener
 {
-    // SocketIOClient's DisconnectAsync can hang for minutes after a network cut.
-    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+    private SocketIOConnection? _connection;
 
-    private readonly SocketIO _socket;
+    private DirectSession()
+    {
+    }
 
-    private DirectSession(SocketIO socket) => _socket = socket;
-
-    public override string SocketIOClientId => _socket.Id;
+    public override string SocketIOClientId => _connection!.SocketId;
 
     public static async Task<DirectSession> ConnectAsync(Uri upstream, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var socket = new SocketIO(upstream, new SocketIOOptions
-        {
-            Transport = TransportProtocol.WebSocket,
-            Reconnection = false,
-            ConnectionTimeout = timeout,
-        });
-        socket.ClientWebSocketProvider = static () => new UpstreamWebSocket(static _ => { }); // no binary events in token streams
-        var session = new DirectSession(socket);
+        var session = new DirectSession();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
         var begun = Stopwatch.GetTimestamp();
-        var connected = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
-        socket.OnConnected += (_, _) => connected.TrySetResult(Stopwatch.GetElapsedTime(begun));
-        socket.OnError += (_, error) => connected.TrySetException(new IOException($"Socket.IO connect to {upstream} failed: {error}"));
-        socket.OnDisconnected += (_, reason) => session.OnClosed(reason);
-        socket.On("start", _ => session.OnStart());
-        // GetValue(i) is the element SocketIOClient already parsed, as the gateway reads it; GetValue<T> would re-serialize and parse it again.
-        socket.On("token", response => session.OnToken(response.GetValue(0).GetString()!));
-        socket.On("end", _ => session.OnEnd());
-
         try
         {
-            // Ready means OnConnected: ConnectAsync may return before it, and otherwise returns only at its next
-            // poll (~every 20 ms), which a client reacting to OnConnected does not wait for.
-            var connecting = socket.ConnectAsync();
-            if (await Task.WhenAny(connected.Task, connecting).WaitAsync(timeout, cancellationToken) == connecting)
-            {
-                await connecting; // a failure surfaces here
-            }
-
-            session.ConnectTime = await connected.Task.WaitAsync(timeout, cancellationToken);
-            await connecting.WaitAsync(timeout, cancellationToken);
+            session._connection = await SocketIOConnection.ConnectAsync(upstream, session, null, deadline.Token);
         }
-        catch
+        catch (SocketIOClosedException e)
         {
-            await session.DisposeAsync();
-            throw;
+            throw new IOException($"Socket.IO connect to {upstream} failed: {e.Message}", e);
         }
 
+        session.ConnectTime = Stopwatch.GetElapsedTime(begun);
         return session;
     }
 
-    public override async ValueTask DisposeAsync()
+    void ISocketIOListener.OnEvent(string name, object?[] args)
     {
-        try
+        switch (name)
         {
-            if (_socket.Connected)
-            {
-                await _socket.DisconnectAsync().WaitAsync(CloseTimeout);
-            }
-        }
-        catch (Exception)
-        {
-            // Being thrown away; a failed goodbye changes no measurement.
-        }
-        finally
-        {
-            _socket.Dispose();
+            case "token":
+                // The token's string, as a SignalR client's handler gets it.
+                OnToken(JsonSerializer.Deserialize<string>(((RawJson)args[0]!).Utf8.Span)!);
+                break;
+            case "start":
+                OnStart();
+                break;
+            case "end":
+                OnEnd();
+                break;
         }
     }
+
+    void ISocketIOListener.OnClosed(string reason) => OnClosed(reason);
+
+    public override ValueTask DisposeAsync() => _connection?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

@@ -5,8 +5,9 @@ using TromAi.Gateway.Upstream;
 namespace TromAi.Gateway.Bench.Readers;
 
 /// <summary>
-/// Today's upstream leg: SocketIOClient 3.0.6 over the gateway's <see cref="UpstreamWebSocket"/>, each event
-/// turned into relay arguments by <see cref="UpstreamPayload.ToArguments"/> from an <c>OnAny</c> handler.
+/// The gateway's upstream leg until it read TROM.AI with its own client: SocketIOClient 3.0.6 over a pooled
+/// WebSocket (<see cref="PooledClientWebSocket"/>), each event turned into relay arguments by
+/// <see cref="UpstreamPayload.ToArguments"/> (which the polling transport still uses) from an <c>OnAny</c> handler.
 /// </summary>
 internal sealed class SocketIOClientReader : CountingReader
 {
@@ -24,7 +25,7 @@ internal sealed class SocketIOClientReader : CountingReader
             Reconnection = false,
             ConnectionTimeout = TimeSpan.FromSeconds(10),
         });
-        socket.ClientWebSocketProvider = static () => new UpstreamWebSocket(static _ => { });
+        socket.ClientWebSocketProvider = static () => new PooledClientWebSocket();
         var reader = new SocketIOClientReader(socket);
         var connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         socket.OnConnected += (_, _) => connected.TrySetResult();

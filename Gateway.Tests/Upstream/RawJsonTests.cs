@@ -2,7 +2,11 @@ using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Upstream;
 
@@ -14,6 +18,11 @@ namespace TromAi.Gateway.Tests.Upstream;
 /// </summary>
 public sealed class RawJsonTests
 {
+    // The MessagePack hub protocol as the gateway registers it: its resolver writes RawJson.
+    private static readonly MessagePackHubProtocolOptions GatewayMessagePack = new ServiceCollection()
+        .AddSignalR().AddGatewayMessagePackProtocol().Services
+        .BuildServiceProvider().GetRequiredService<IOptions<MessagePackHubProtocolOptions>>().Value;
+
     /// <summary>Every event of <c>all-events.json</c>, its arguments as socket.io writes them (JSON.stringify: compact, non-ASCII as is).</summary>
     public static TheoryData<string, string> AllEventArguments()
     {
@@ -46,7 +55,7 @@ public sealed class RawJsonTests
     {
         var (raw, parsed) = Arguments(argsJson);
         var typed = parsed.Select(arg => Typed((JsonElement)arg!)).ToArray();
-        var protocol = new MessagePackHubProtocol();
+        var protocol = new MessagePackHubProtocol(Options.Create(GatewayMessagePack));
 
         var rawMessage = Write(protocol, new InvocationMessage(name, raw));
         var typedMessage = Write(protocol, new InvocationMessage(name, typed));
@@ -70,7 +79,7 @@ public sealed class RawJsonTests
     {
         var json = """{"a\"b":["x\u00e9\n",{"k":[[],{},null,false,-1.5e300,18446744073709551615]}],"":""}""";
         var (raw, parsed) = Arguments("[" + json + "]");
-        var protocol = new MessagePackHubProtocol();
+        var protocol = new MessagePackHubProtocol(Options.Create(GatewayMessagePack));
 
         Assert.Equal(
             AsJson(Write(protocol, new InvocationMessage("deep", [Typed((JsonElement)parsed[0]!)]))),

@@ -1,13 +1,15 @@
 using System.Text.Json;
 using MessagePack;
 using MessagePack.Formatters;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>
 /// The formatters the hub's MessagePack protocol needs beyond MessagePack's own: JSON values
-/// (<see cref="JsonElement"/>) as their natural MessagePack values, <see cref="PredictionEvent"/> and the
-/// gateway's notices with the same keys as on the JSON protocol. Every other type is left to the resolvers after it.
+/// (<see cref="JsonElement"/>, and an upstream event's argument kept as its bytes, <see cref="RawJson"/>) as their
+/// natural MessagePack values, <see cref="PredictionEvent"/> and the gateway's notices with the same keys as on the
+/// JSON protocol. Every other type is left to the resolvers after it.
 /// </summary>
 internal sealed class GatewayMessagePackResolver(JsonSerializerOptions json) : IFormatterResolver
 {
@@ -16,6 +18,11 @@ internal sealed class GatewayMessagePackResolver(JsonSerializerOptions json) : I
         if (typeof(T) == typeof(JsonElement))
         {
             return (IMessagePackFormatter<T>)(object)JsonElementMessagePackFormatter.Instance;
+        }
+
+        if (typeof(T) == typeof(RawJson))
+        {
+            return (IMessagePackFormatter<T>)(object)RawJsonMessagePackFormatter.Instance;
         }
 
         if (typeof(T) == typeof(PredictionEvent))

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using MessagePack;
 using MessagePack.Formatters;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
 
@@ -55,7 +56,8 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
         return new PredictionEvent(name ?? throw new MessagePackSerializationException("A prediction event needs an \"event\"."), data) { Seq = seq };
     }
 
-    // Data is one argument (a JsonElement), null for none, or the arguments of an event that has several.
+    // Data is one argument (RawJson over Socket.IO, a JsonElement over SSE and for the result), null for none, or the
+    // arguments of an event that has several.
     private static void WriteData(ref MessagePackWriter writer, object? data, MessagePackSerializerOptions options)
     {
         switch (data)
@@ -63,12 +65,12 @@ internal sealed class PredictionEventMessagePackFormatter : IMessagePackFormatte
             case null:
                 writer.WriteNil();
                 break;
+            case RawJson raw:
+                // A kept event, or an argument of the gateway's own Socket.IO reader: its bytes, transcoded in one pass.
+                RawJsonMessagePackFormatter.Instance.Serialize(ref writer, raw, options);
+                break;
             case JsonElement element:
                 JsonElementMessagePackFormatter.Instance.Serialize(ref writer, element, options);
-                break;
-            case Upstream.RawJson raw:
-                // A kept event, or an argument of the gateway's own Socket.IO reader: its bytes, transcoded in one pass.
-                Upstream.RawJsonMessagePackFormatter.Transcode(raw.Utf8.Span, ref writer);
                 break;
             case object?[] items:
                 writer.WriteArrayHeader(items.Length);

@@ -47,11 +47,26 @@ internal sealed partial class UpstreamConnectionMiddleware(
         UpstreamSession? session = null;
         try
         {
-            // In SSE mode each prediction is its own stream: there is no session to open.
-            if (await modes.GetAsync(connection.ConnectionClosed) == StreamingMode.SocketIO)
+            // In SSE mode each prediction is its own stream: there is no session to open. When auto's probe could
+            // not tell, the Socket.IO connect is the question: its answer decides.
+            var mode = await modes.TryGetAsync(connection.ConnectionClosed);
+            if (mode is null or StreamingMode.SocketIO)
             {
                 session = sessions.Create(relay);
-                await session.ConnectAsync(connection.ConnectionClosed);
+                try
+                {
+                    await session.ConnectAsync(connection.ConnectionClosed);
+                    if (mode is null)
+                    {
+                        modes.Learn(StreamingMode.SocketIO, "its Socket.IO endpoint accepted a session");
+                    }
+                }
+                catch (UpstreamUnavailableException e) when (mode is null && StreamingModeMismatch.NoSocketIOStatus(e) is { } status)
+                {
+                    await DisposeAsync(session);
+                    session = null;
+                    modes.Learn(StreamingMode.Sse, $"its Socket.IO endpoint answered a WebSocket upgrade with HTTP {(int)status}, not 101");
+                }
             }
         }
         catch (UpstreamUnavailableException e)

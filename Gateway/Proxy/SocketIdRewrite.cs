@@ -74,6 +74,12 @@ internal sealed partial class SocketIdRewrite(
             // Kestrel's own refusal while reading: the body passed the limit set below, or came too slowly.
             await RefuseAsync(context, PredictionBodyException.For(e, options.Value.Proxy.MaxPredictionBodyBytes));
         }
+        catch (UpstreamUnavailableException e) when (!context.Response.HasStarted)
+        {
+            // auto's probe could not tell how TROM.AI streams (every replica down): the message has no address.
+            metrics.Rejected(GatewayMetrics.RejectReason.UpstreamUnavailable);
+            await ErrorResponse.WriteAsync(context, HttpStatusCode.BadGateway, e.Message);
+        }
         catch (Exception e) when (e is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
             // The client went away while sending: nobody is left to answer.

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json.Serialization;
-using MessagePack;
 
 namespace TromAi.Gateway.Upstream;
 
@@ -8,14 +7,13 @@ namespace TromAi.Gateway.Upstream;
 /// One JSON value as the UTF-8 bytes it arrived in from TROM.AI, already validated by the reader
 /// that cut it out of its frame. A token arrives as bytes and leaves as bytes: SignalR's JSON hub
 /// protocol copies these (<see cref="RawJsonConverter"/>), its MessagePack protocol transcodes them
-/// in one pass (<see cref="RawJsonMessagePackFormatter"/>); nothing builds a JsonElement or a string.
+/// in one pass (the hub's MessagePack resolver, in Bridge); nothing builds a JsonElement or a string.
 /// </summary>
 /// <remarks>
-/// The converters are attached to the type, not registered in options, so every serializer that
-/// meets the value (hub protocols, the Redis backplane, a Predict stream item) writes it the same way.
+/// The JSON converter is attached to the type, not registered in options, so every JSON serializer that
+/// meets the value (the hub protocol, the Redis backplane, a Predict stream item) writes it the same way.
 /// </remarks>
 [JsonConverter(typeof(RawJsonConverter))]
-[MessagePackFormatter(typeof(RawJsonMessagePackFormatter))]
 internal sealed class RawJson
 {
     /// <param name="utf8">Exactly one JSON value; the caller has validated it (it is written without another check).</param>

@@ -38,7 +38,11 @@ internal static class StreamingModeProbe
     /// </summary>
     /// <param name="cancellationToken">Bounds the whole probe, body included (<see cref="HttpClient.Timeout"/> stops at the headers).</param>
     /// <exception cref="UpstreamUnavailableException">No conclusive answer: unreachable, timed out (the client's timeout), or another status (5xx, 401 from a proxy...).</exception>
-    public static async Task<StreamingMode> ProbeAsync(HttpClient http, Uri baseUrl, Action<HttpRequestMessage>? prepare = null, CancellationToken cancellationToken = default)
+    public static async Task<StreamingMode> ProbeAsync(HttpClient http, Uri baseUrl, Action<HttpRequestMessage>? prepare = null, CancellationToken cancellationToken = default) =>
+        (await ProbeWithEvidenceAsync(http, baseUrl, prepare, cancellationToken)).Mode;
+
+    /// <summary>As <see cref="ProbeAsync"/>, with what the upstream answered: the evidence <c>auto</c> logs with its choice (no address).</summary>
+    public static async Task<StreamingModeEvidence> ProbeWithEvidenceAsync(HttpClient http, Uri baseUrl, Action<HttpRequestMessage>? prepare = null, CancellationToken cancellationToken = default)
     {
         var handshake = new Uri(WithTrailingSlash(baseUrl), HandshakePath);
         HttpResponseMessage response;
@@ -58,7 +62,7 @@ internal static class StreamingModeProbe
             // The web UI's page: no need to read it (Engine.IO answers text/plain or JSON).
             if (response.IsSuccessStatusCode && string.Equals(response.Content.Headers.ContentType?.MediaType, "text/html", StringComparison.OrdinalIgnoreCase))
             {
-                return StreamingMode.Sse;
+                return new(StreamingMode.Sse, $"GET {HandshakePath} answered {(int)response.StatusCode} with a web page (text/html), not Engine.IO");
             }
 
             byte[] head;
@@ -74,17 +78,17 @@ internal static class StreamingModeProbe
             if (TryGetOpenedSession(head, out var sid))
             {
                 await CloseSessionAsync(http, handshake, sid, prepare, cancellationToken);
-                return StreamingMode.SocketIO;
+                return new(StreamingMode.SocketIO, $"GET {HandshakePath} opened an Engine.IO session");
             }
 
             if (IsEngineIoError(head))
             {
-                return StreamingMode.SocketIO;
+                return new(StreamingMode.SocketIO, $"GET {HandshakePath} was refused by Engine.IO itself ({(int)response.StatusCode} with its {{\"code\",\"message\"}} error)");
             }
 
             if (response.IsSuccessStatusCode || response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.MethodNotAllowed)
             {
-                return StreamingMode.Sse;
+                return new(StreamingMode.Sse, $"GET {HandshakePath} answered {(int)response.StatusCode}, not Engine.IO");
             }
 
             throw Inconclusive(baseUrl, $"{handshake.AbsolutePath} answered {(int)response.StatusCode} {response.ReasonPhrase}", null);

@@ -1,20 +1,18 @@
-using SocketIOClient;
+using System.Net;
 using SocketIOClient.Transport;
 using TromAi.Gateway.Telemetry;
+using TromAi.Gateway.Upstream.SocketIOWire;
 
 namespace TromAi.Gateway.Upstream;
 
 /// <summary>
-/// One SignalR connection's Socket.IO session with TROM.AI. It owns the reconnect policy, because
-/// SocketIOClient's own retries every ~1 s with neither backoff nor jitter: after an upstream
-/// restart every gateway session would knock at once. Each attempt opens a fresh client, so no
-/// state of a dead socket leaks into the next one.
+/// One SignalR connection's Socket.IO session with TROM.AI. It owns the reconnect policy (exponential
+/// backoff with jitter, another replica first): after an upstream restart every gateway session must
+/// not knock at once. Each attempt opens a fresh connection, so no state of a dead socket leaks into
+/// the next one.
 /// </summary>
 internal sealed partial class UpstreamSession : IAsyncDisposable
 {
-    // SocketIOClient's DisconnectAsync can hang for minutes after a network cut.
-    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
-
     private readonly UpstreamOptions _options;
     private readonly UpstreamDestinations _destinations;
     private readonly IUpstreamListener _listener;
@@ -24,8 +22,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _disposed = new();
     private readonly Lock _gate = new();
-    private SocketIO? _socket;
-    private UpstreamWebSocket? _transport;
+    private IUpstreamConnection? _connection;
     private Uri? _destination;
     private Task _reconnecting = Task.CompletedTask;
 
@@ -46,7 +43,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         {
             lock (_gate)
             {
-                return _socket?.Id;
+                return _connection?.SocketId;
             }
         }
     }
@@ -68,21 +65,15 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     /// the listener. False when the transport cannot tell (long-polling) or the session is reconnecting.
     /// </summary>
     /// <exception cref="System.Net.WebSockets.WebSocketException">The socket closed before the barrier came back.</exception>
-    public async Task<bool> FlushAsync(CancellationToken cancellationToken)
+    public Task<bool> FlushAsync(CancellationToken cancellationToken)
     {
-        UpstreamWebSocket? transport;
+        IUpstreamConnection? connection;
         lock (_gate)
         {
-            transport = _socket is null ? null : _transport;
+            connection = _connection;
         }
 
-        if (transport is null)
-        {
-            return false;
-        }
-
-        await transport.FlushAsync(cancellationToken);
-        return true;
+        return connection?.FlushAsync(cancellationToken) ?? Task.FromResult(false);
     }
 
     /// <summary>Raised when the session's socket goes away or comes back: its <see cref="SocketId"/> changed.</summary>
@@ -106,22 +97,15 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
             var destination = _destinations.Acquire(avoid: failed);
             try
             {
-                var (socket, transport) = await OpenAsync(destination, cancellationToken);
-                lock (_gate)
+                var connection = await OpenAsync(destination, cancellationToken);
+                if (Adopt(connection, destination))
                 {
-                    if (!_disposed.IsCancellationRequested)
-                    {
-                        _socket = socket;
-                        _transport = transport;
-                        _destination = destination;
-                        MoveTo(UpstreamState.Connected);
-                        return;
-                    }
+                    CloseIfEnded(connection);
+                    return;
                 }
 
-                _destinations.Release(destination);
-                await CloseAsync(socket);
-                throw new ObjectDisposedException(nameof(UpstreamSession));
+                await connection.DisposeAsync();
+                throw new ObjectDisposedException(nameof(UpstreamSession)); // the catch below releases the destination
             }
             catch (UpstreamUnavailableException) when (attempt < _destinations.Replicas.Count)
             {
@@ -141,45 +125,18 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
         }
     }
 
-    private async Task<(SocketIO Socket, UpstreamWebSocket? Transport)> OpenAsync(Uri destination, CancellationToken cancellationToken)
+    private async Task<IUpstreamConnection> OpenAsync(Uri destination, CancellationToken cancellationToken)
     {
-        var socket = new SocketIO(destination, new SocketIOOptions
-        {
-            Transport = _options.Transport,
-            Reconnection = false,
-            ConnectionTimeout = _options.ConnectTimeout,
-        });
-
-        var connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        socket.OnConnected += (_, _) => connected.TrySetResult();
-        socket.OnError += (_, error) => connected.TrySetException(new UpstreamUnavailableException(error));
-        socket.OnDisconnected += (sender, reason) => OnDisconnected((SocketIO)sender!, reason);
-        socket.OnAny((name, response) => _listener.OnEvent(name, UpstreamPayload.ToArguments(response)));
-        var binaryEventNames = new HashSet<string>(StringComparer.Ordinal); // touched only on the receive loop
-        UpstreamWebSocket? transport = null; // stays null on the polling transport
-        socket.ClientWebSocketProvider = () => transport = new UpstreamWebSocket(
-            name =>
-            {
-                if (binaryEventNames.Add(name))
-                {
-                    RelayBinaryEvents(socket, name);
-                }
-            },
-            _listener.WaitForRoomAsync,
-            _logger);
-
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
         timeout.CancelAfter(_options.ConnectTimeout);
         try
         {
-            // ConnectAsync can return before the server has accepted the socket; Id is only valid after OnConnected.
-            await socket.ConnectAsync().WaitAsync(timeout.Token);
-            await connected.Task.WaitAsync(timeout.Token);
-            return (socket, transport);
+            return _options.Transport == TransportProtocol.Polling
+                ? await PollingUpstreamConnection.ConnectAsync(destination, _listener, OnClosed, _options.ConnectTimeout, timeout.Token)
+                : await WebSocketUpstreamConnection.ConnectAsync(destination, _listener, OnClosed, timeout.Token);
         }
         catch (Exception e)
         {
-            await CloseAsync(socket);
             if (_disposed.IsCancellationRequested || cancellationToken.IsCancellationRequested)
             {
                 throw new OperationCanceledException("The upstream session was closed while connecting.", e);
@@ -187,48 +144,72 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
             // The client sees why, never where: the address stays in the log.
             Log.ConnectFailed(_logger, destination, e.Message);
-            var reason = e is OperationCanceledException ? $"no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s" : "it is unreachable";
-            throw new UpstreamUnavailableException($"TROM.AI did not open a Socket.IO session: {reason}.", e);
+            throw new UpstreamUnavailableException(WhyNotOpened(e), e);
         }
     }
 
-    /// <summary>
-    /// Registers a named handler the first time a binary event of that name arrives. It relays only
-    /// events with attachments: the others of that name already reach <c>OnAny</c>.
-    /// </summary>
-    private void RelayBinaryEvents(SocketIO socket, string name) =>
-        socket.On(name, response =>
-        {
-            if (response.InComingBytes is { Count: > 0 })
-            {
-                _listener.OnEvent(name, UpstreamPayload.ToArguments(response));
-            }
-        });
+    /// <summary>For the client (no address): what the upstream did instead, and what to change when the setting is the cause.</summary>
+    private string WhyNotOpened(Exception e) => e switch
+    {
+        SocketIOClosedException { UpgradeStatus: { } status } when StreamingModeMismatch.MeansNoSocketIO(status) => StreamingModeMismatch.NoSocketIO(status),
+        OperationCanceledException => $"TROM.AI did not open a Socket.IO session: no answer within {_options.ConnectTimeout.TotalSeconds:0.###} s.",
+        SocketIOClosedException { UpgradeStatus: HttpStatusCode.BadRequest } =>
+            "TROM.AI did not open a Socket.IO session: it answered HTTP 400 to the WebSocket upgrade, as Socket.IO does when the upgrade "
+            + "did not reach it (a proxy in between that passes no WebSocket; Gateway:Upstream:Transport=Polling works through one).",
+        SocketIOClosedException { UpgradeStatus: { } status } => $"TROM.AI did not open a Socket.IO session: it answered HTTP {(int)status} to the WebSocket upgrade.",
+        _ => "TROM.AI did not open a Socket.IO session: it is unreachable.",
+    };
 
-    private void OnDisconnected(SocketIO socket, string reason)
+    /// <summary>Makes <paramref name="connection"/> the session's socket; false when the session was disposed meanwhile.</summary>
+    private bool Adopt(IUpstreamConnection connection, Uri destination)
+    {
+        lock (_gate)
+        {
+            if (_disposed.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            _connection = connection;
+            _destination = destination;
+            MoveTo(UpstreamState.Connected);
+            return true;
+        }
+    }
+
+    /// <summary>A socket that ended between its connect and its adoption reported it before it was ours to watch.</summary>
+    private void CloseIfEnded(IUpstreamConnection connection)
+    {
+        if (connection.ClosedReason is { } reason)
+        {
+            OnClosed(connection, reason);
+        }
+    }
+
+    private void OnClosed(IUpstreamConnection connection, string reason)
     {
         lock (_gate)
         {
             // A socket we replaced or closed ourselves says goodbye too; only the live one counts.
-            if (!ReferenceEquals(socket, _socket) || _disposed.IsCancellationRequested)
+            if (!ReferenceEquals(connection, _connection) || _disposed.IsCancellationRequested)
             {
                 return;
             }
 
-            _socket = null;
+            _connection = null;
             MoveTo(UpstreamState.Reconnecting);
-            _reconnecting = ReconnectAsync(socket, reason);
+            _reconnecting = ReconnectAsync(connection, reason);
         }
 
         SocketChanged?.Invoke(this);
     }
 
-    private async Task ReconnectAsync(SocketIO lost, string reason)
+    private async Task ReconnectAsync(IUpstreamConnection lost, string reason)
     {
-        await Task.Yield(); // leave SocketIOClient's receive loop before doing anything slow
+        await Task.Yield(); // leave the socket's receive loop before doing anything slow
         Log.UpstreamLost(_logger, reason);
         _listener.OnLost(reason);
-        await CloseAsync(lost);
+        await lost.DisposeAsync();
 
         var lostAt = _time.GetTimestamp();
         var failed = Destination;
@@ -246,29 +227,17 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
                 // Another replica first: the one that dropped us may be the one going away.
                 destination = _destinations.Acquire(avoid: failed);
-                var (socket, transport) = await OpenAsync(destination, _disposed.Token);
-                var adopted = false;
-                lock (_gate)
-                {
-                    if (!_disposed.IsCancellationRequested && socket.Connected)
-                    {
-                        _socket = socket;
-                        _transport = transport;
-                        _destination = destination;
-                        MoveTo(UpstreamState.Connected);
-                        adopted = true;
-                    }
-                }
-
-                if (adopted)
+                var connection = await OpenAsync(destination, _disposed.Token);
+                if (connection.ClosedReason is null && Adopt(connection, destination))
                 {
                     Log.UpstreamRestored(_logger, attempt, destination);
                     _listener.OnRestored(attempt, _time.GetElapsedTime(lostAt));
                     SocketChanged?.Invoke(this);
+                    CloseIfEnded(connection);
                     return;
                 }
 
-                await CloseAsync(socket);
+                await connection.DisposeAsync();
             }
             catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
             {
@@ -306,7 +275,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        SocketIO? socket;
+        IUpstreamConnection? connection;
         Task reconnecting;
         lock (_gate)
         {
@@ -317,39 +286,19 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
 
             _disposed.Cancel();
             MoveTo(null);
-            socket = _socket;
-            _socket = null;
+            connection = _connection;
+            _connection = null;
             reconnecting = _reconnecting;
         }
 
-        if (socket is not null)
+        if (connection is not null)
         {
             _destinations.Release(_destination!);
-            await CloseAsync(socket);
+            await connection.DisposeAsync(); // bounded: says goodbye, then cuts
         }
 
         await reconnecting;
         _disposed.Dispose();
-    }
-
-    private static async Task CloseAsync(SocketIO socket)
-    {
-        try
-        {
-            if (socket.Connected)
-            {
-                // Tells the upstream at once that the socket is gone, instead of after its ping timeout.
-                await socket.DisconnectAsync().WaitAsync(CloseTimeout);
-            }
-        }
-        catch (Exception)
-        {
-            // The socket is being thrown away; a failed goodbye changes nothing.
-        }
-        finally
-        {
-            socket.Dispose();
-        }
     }
 
     private static partial class Log

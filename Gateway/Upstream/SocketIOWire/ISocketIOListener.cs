@@ -1,7 +1,7 @@
 namespace TromAi.Gateway.Upstream.SocketIOWire;
 
 /// <summary>
-/// Hears what a <see cref="SocketIOConnection"/> receives. Both calls come from its one receive
+/// Hears what a <see cref="SocketIOConnection"/> receives. Every call comes from its one receive
 /// loop, in wire order, on the thread the socket read completed on: an implementation hands the
 /// event to its own queue and returns, because the next read waits for it.
 /// </summary>
@@ -13,4 +13,12 @@ internal interface ISocketIOListener
 
     /// <summary>Called once, after the last event, when a connection that had connected ends, whoever ended it.</summary>
     void OnClosed(string reason);
+
+    /// <summary>
+    /// Awaited after each message, with no buffer held: the next message is read once it completes, so a
+    /// listener that is full slows the upstream down (TCP) instead of growing. Nothing else is read
+    /// meanwhile, Engine.IO's pings included: a wait longer than the server's pingInterval + pingTimeout
+    /// ends the connection (the heartbeat). <paramref name="cancellationToken"/> fires when the connection ends.
+    /// </summary>
+    ValueTask WaitForRoomAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -38,6 +39,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     private readonly SemaphoreSlim _sending = new(1, 1); // ClientWebSocket allows one send at a time
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<string> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _ending = new(); // cancelled by End: wakes a listener's wait for room
     private readonly Lock _gate = new();
     private Dictionary<long, TaskCompletionSource>? _barriers;
     private long _lastBarrier;
@@ -77,6 +79,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     {
         var connection = new SocketIOConnection(listener, options ?? new SocketIOConnectionOptions());
         connection._options.ConfigureWebSocket?.Invoke(connection._socket.Options);
+        connection._socket.Options.CollectHttpResponseDetails = true; // a refused upgrade's status says what answered instead
         try
         {
             try
@@ -85,8 +88,14 @@ internal sealed class SocketIOConnection : IAsyncDisposable
             }
             catch (WebSocketException e)
             {
-                throw new SocketIOClosedException($"the WebSocket to {baseUrl} did not open: {e.Message}", e);
+                var status = connection._socket.HttpStatusCode;
+                throw new SocketIOClosedException($"the WebSocket to {baseUrl} did not open: {e.Message}", e)
+                {
+                    UpgradeStatus = status is 0 or HttpStatusCode.SwitchingProtocols ? null : status,
+                };
             }
+
+            connection._socket.HttpResponseHeaders = null; // kept for the connection's life otherwise
 
             // Not Task.Run: the loop runs here up to its first read, and from then on where each read completes.
             connection._receiving = connection.ReceiveAsync();
@@ -177,6 +186,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
         _socket.Abort();
         await _receiving;
         _socket.Dispose();
+        _ending.Dispose();
     }
 
     private async Task ReceiveAsync()
@@ -203,6 +213,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
                         await SendAsync(heldReply, CancellationToken.None);
                     }
 
+                    await _listener.WaitForRoomAsync(_ending.Token);
                     continue;
                 }
 
@@ -233,6 +244,10 @@ internal sealed class SocketIOConnection : IAsyncDisposable
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
                 }
+
+                // Backpressure, with no buffer held: while the listener is full, the next message stays in
+                // the socket and TCP slows the upstream down.
+                await _listener.WaitForRoomAsync(_ending.Token);
             }
         }
         catch (SocketIOProtocolException e)
@@ -487,9 +502,14 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     /// <summary>Records why the connection ends (the first reason wins) and stops the socket; the receive loop then finishes.</summary>
     private void End(string reason, bool abort = true)
     {
-        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is null && abort)
+        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is null)
         {
-            _socket.Abort(); // wakes the receive loop wherever it waits
+            if (abort)
+            {
+                _socket.Abort(); // wakes the receive loop wherever it reads
+            }
+
+            _ending.Cancel(); // or wherever it waits for room
         }
     }
 
