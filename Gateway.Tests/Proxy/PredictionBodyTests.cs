@@ -92,14 +92,15 @@ public sealed class PredictionBodyTests(BridgeFixture bridge) : IClassFixture<Br
     [InlineData("\uFEFF{\"question\":")]
     public async Task Malformed_JSON_still_gets_400_and_reaches_nothing(string text)
     {
-        await bridge.Upstream.Http.DeleteAsync("test/requests");
+        // Marked by its query, not by clearing the log: an earlier test's request may still be arriving.
+        var path = $"/api/v1/prediction/echo-question?marker={Guid.NewGuid():N}";
 
-        using var response = await bridge.Gateway.Http.PostAsync("api/v1/prediction/echo-question", Json(Encoding.UTF8.GetBytes(text)));
+        using var response = await bridge.Gateway.Http.PostAsync(path, Json(Encoding.UTF8.GetBytes(text)));
 
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.StartsWith("The prediction body is not valid JSON", body.GetProperty("message").GetString());
-        Assert.Empty(await bridge.Upstream.RequestsAsync());
+        Assert.DoesNotContain(await bridge.Upstream.RequestsAsync(), r => (string?)r!["path"] == path);
     }
 
     public static TheoryData<string, string> OversizedMultipart => new()
