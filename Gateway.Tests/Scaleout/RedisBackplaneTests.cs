@@ -13,30 +13,13 @@ namespace TromAi.Gateway.Tests.Scaleout;
 /// instance reaches the clients connected to the other (ASP.NET Core's Redis backplane); during a Redis
 /// outage, what is sent to this instance's own connections still arrives.
 /// </summary>
-public sealed class RedisBackplaneTests : IAsyncLifetime
+public sealed class RedisBackplaneTests : RedisTestBase
 {
-    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
-    private RedisServer _redis = null!;
-    private TestUpstream _upstream = null!;
-
-    public async Task InitializeAsync()
-    {
-        _redis = new RedisServer();
-        await _redis.StartAsync();
-        _upstream = await TestUpstream.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _upstream.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
-
     [Fact]
     public async Task IHubContext_sends_on_one_instance_reach_a_client_connected_to_the_other()
     {
-        await using var a = await GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis));
-        await using var b = await GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis));
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
         var (connection, events, id) = await HubClients.ConnectAndListenAsync(a.HubUrl, "notice");
         await using var _ = connection;
         var location = (await b.WaitForLookupAsync(id, SessionLookupStatus.Found)).Location;
@@ -53,7 +36,7 @@ public sealed class RedisBackplaneTests : IAsyncLifetime
     public async Task In_SSE_mode_a_REST_prediction_on_one_instance_streams_to_a_connection_on_the_other()
     {
         await using var sse = await TestUpstream.StartAsync(environment: new Dictionary<string, string> { ["STREAMING"] = "sse" });
-        var settings = SharedRedis.Settings(_redis, new Dictionary<string, string?> { ["Gateway:Upstream:Streaming"] = "sse" });
+        var settings = SharedRedis.Settings(Redis, new Dictionary<string, string?> { ["Gateway:Upstream:Streaming"] = "sse" });
         await using var a = await GatewayHost.StartAsync(sse.BaseUrl, settings);
         await using var b = await GatewayHost.StartAsync(sse.BaseUrl, settings);
         var (connection, events, id) = await HubClients.ConnectAndListenAsync(a.HubUrl, "token", "end");
@@ -72,9 +55,9 @@ public sealed class RedisBackplaneTests : IAsyncLifetime
     [Fact]
     public async Task A_connection_opened_while_Redis_is_down_is_reached_from_the_other_instance_once_Redis_is_back()
     {
-        await using var a = await GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis));
-        await using var b = await GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis));
-        await _redis.StopAsync();
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        await Redis.StopAsync();
 
         var (connection, events, id) = await HubClients.ConnectAndListenAsync(a.HubUrl, "notice", "token", "end");
         await using var _ = connection;
@@ -86,7 +69,7 @@ public sealed class RedisBackplaneTests : IAsyncLifetime
         var lost = await Record.ExceptionAsync(() => b.Services.GetRequiredService<IHubContext<PredictionHub>>().Clients.All.SendAsync("notice", "lost"));
         Assert.True(lost is RedisConnectionException or TimeoutException, $"Expected the send to fail while Redis is down, got {lost}");
 
-        await _redis.StartAsync();
+        await Redis.StartAsync();
         var location = (await b.WaitForLookupAsync(id, SessionLookupStatus.Found)).Location;
         var hub = b.Services.GetRequiredService<IHubContext<PredictionHub>>();
 

@@ -16,28 +16,9 @@ namespace TromAi.Gateway.Tests.Scaleout;
 /// What users see when the Redis that instances share goes away and comes back (README, "When Redis
 /// is in trouble"): a real redis-server, killed and restarted under traffic.
 /// </summary>
-public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class RedisOutageTests(ITestOutputHelper output) : RedisTestBase
 {
     private const int Tokens = 19;
-    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
-    private RedisServer _redis = null!;
-    private TestUpstream _upstream = null!;
-
-    public async Task InitializeAsync()
-    {
-        _redis = new RedisServer();
-        await _redis.StartAsync();
-        _upstream = await TestUpstream.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _upstream.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
-
-    private Task<GatewayHost> StartGatewayAsync(RedisServer? redis = null) => GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(redis ?? _redis));
-
     [Fact]
     public async Task During_an_outage_every_instance_stays_ready_and_serves_its_own_connections_and_another_s_get_503()
     {
@@ -46,7 +27,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         var (older, olderEvents, olderId) = await ConnectAsync(a);
         await using var _ = older;
 
-        await _redis.StopAsync();
+        await Redis.StopAsync();
 
         foreach (var gateway in new[] { a, b })
         {
@@ -70,7 +51,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, elsewhere.StatusCode);
         Assert.NotNull(elsewhere.Headers.RetryAfter);
         Assert.Contains("retry", await elsewhere.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
-        Assert.DoesNotContain(await _upstream.RequestsAsync(), request => (string?)request!["body"]?["question"] == "elsewhere"); // nothing went to where no event would arrive
+        Assert.DoesNotContain(await Upstream.RequestsAsync(), request => (string?)request!["body"]?["question"] == "elsewhere"); // nothing went to where no event would arrive
     }
 
     [Fact]
@@ -97,10 +78,10 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         Assert.Equal(HttpStatusCode.OK, await PostAsync());
-        await _redis.StopAsync();
+        await Redis.StopAsync();
         await SharedRedis.WaitUntilAsync(async () => await PostAsync() == HttpStatusCode.ServiceUnavailable, () => "a prediction on B to be refused while Redis is down");
         await PostAsync();
-        await _redis.StartAsync();
+        await Redis.StartAsync();
         await SharedRedis.WaitUntilAsync(async () => await PostAsync() == HttpStatusCode.OK, () => "a prediction on B to be delivered once Redis is back");
 
         var received = events.Snapshot().Where(e => e.Name == "token").Select(e => e.Args[0].GetString()!).ToList();
@@ -140,10 +121,10 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
                 await b.WaitForLookupAsync(client.Id, SessionLookupStatus.Found);
             }
 
-            await _redis.StopAsync();
+            await Redis.StopAsync();
             await WaitForRedisStatusAsync(a, "Degraded"); // both retrying by now
             await WaitForRedisStatusAsync(b, "Degraded");
-            await _redis.StartAsync(); // empty: no persistence
+            await Redis.StartAsync(); // empty: no persistence
             var sinceBack = Stopwatch.StartNew();
             foreach (var client in clients)
             {
@@ -162,7 +143,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task An_instance_started_while_Redis_is_down_joins_the_others_when_Redis_comes_up()
     {
         await using var late = new RedisServer(); // its port, nothing listening yet
-        await using var a = await StartGatewayAsync(late);
+        await using var a = await StartGatewayAsync(redis: late);
         var (connection, events, id) = await ConnectAsync(a);
         await using var _ = connection;
         var (status, _) = await Predictions.PostAsync(a.Http, "echo-question", new { question = "alone", socketIOClientId = id });
@@ -170,7 +151,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("Degraded", (await WaitForRedisStatusAsync(a, "Degraded")).Body.GetProperty("status").GetString());
 
         await late.StartAsync();
-        await using var b = await StartGatewayAsync(late);
+        await using var b = await StartGatewayAsync(redis: late);
         await b.WaitForLookupAsync(id, SessionLookupStatus.Found);
         await WaitForRedisStatusAsync(a, "Healthy");
         var hub = b.Services.GetRequiredService<IHubContext<PredictionHub>>();

@@ -11,28 +11,8 @@ namespace TromAi.Gateway.Tests.Scaleout;
 /// With Redis, a kept stream can be resumed on any instance: the client that lost its connection to one
 /// gateway resumes on another, through a Redis restart, and after its instance drained.
 /// </summary>
-public sealed class RedisStreamsTests : IAsyncLifetime
+public sealed class RedisStreamsTests : RedisTestBase
 {
-    private static readonly TimeSpan Timeout = SharedRedis.Timeout;
-    private RedisServer _redis = null!;
-    private TestUpstream _upstream = null!;
-
-    public async Task InitializeAsync()
-    {
-        _redis = new RedisServer();
-        await _redis.StartAsync();
-        _upstream = await TestUpstream.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _upstream.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
-
-    private Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? more = null) =>
-        GatewayHost.StartAsync(_upstream.BaseUrl, SharedRedis.Settings(_redis, more));
-
     [Fact]
     public async Task A_stream_started_on_one_instance_resumes_on_another_exactly_once()
     {
@@ -48,7 +28,7 @@ public sealed class RedisStreamsTests : IAsyncLifetime
 
         Assert.Equal(streamId, resumedId);
         AssertWhole(before.Concat(after).ToList(), "x", 200);
-        Assert.DoesNotContain(await _upstream.RequestsAsync(), r => (string?)r!["path"] == $"/api/v1/chatmessage/abort/tokens/{chatId}");
+        Assert.DoesNotContain(await Upstream.RequestsAsync(), r => (string?)r!["path"] == $"/api/v1/chatmessage/abort/tokens/{chatId}");
     }
 
     [Fact]
@@ -60,7 +40,7 @@ public sealed class RedisStreamsTests : IAsyncLifetime
         var (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "y", overrideConfig = new { count = 200, rate = 50 } }], tokens: 10);
         await lost.DisposeAsync();
 
-        await _redis.RestartAsync();
+        await Redis.RestartAsync();
         await using var resumed = await HubClients.StartAsync(b.HubUrl);
 
         // Until A has written the stream again, B cannot find it, or cannot reach Redis: it says so, and the client asks again.
@@ -92,7 +72,7 @@ public sealed class RedisStreamsTests : IAsyncLifetime
         await using var asking = await HubClients.StartAsync(a.HubUrl);
         var (streamId, items) = await Predictions.ReadWithHeaderAsync(asking.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "z", overrideConfig = new { count = 20, rate = 0 } }));
 
-        await _redis.RestartAsync();
+        await Redis.RestartAsync();
         await using var resumed = await HubClients.StartAsync(b.HubUrl);
         List<Predictions.Item>? replayed = null;
         await SharedRedis.WaitUntilAsync(async () =>
