@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
 using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Scaleout;
 using TromAi.Gateway.Tests.Fixtures;
@@ -91,6 +92,39 @@ public sealed class RedisRestStreamsTests : RedisTestBase
         Assert.Equal(string.Concat(tokens), answer.GetProperty("text").GetString());
         Assert.Contains(log.Entries, e => e.StartsWith("Warning", StringComparison.Ordinal)
             && e.Contains("is forwarded without keeping its stream: no instance listens on its channel on Redis", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Malformed_messages_on_an_instance_s_channel_are_dropped_and_its_next_REST_stream_is_still_kept()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(Redis.Configuration);
+        var channelOfA = RedisChannel.Literal($"tromai-gateway:rest-streams:{a.Services.GetRequiredService<SessionDirectory>().InstanceId}");
+        string[] malformed =
+        [
+            "not json",
+            """{"kind":"begin","streamId":"st-AAAAAAAAAAAAAAAAAAAAAA"}""",
+            """{"kind":"begin","streamId":"not-a-stream-id","socketIOClientId":"gw-AAAAAAAAAAAAAAAAAAAAAA","chatflowId":"tokens","replyTo":"x"}""",
+            """{"kind":"end","streamId":"st-AAAAAAAAAAAAAAAAAAAAAA"}""",
+            """{"kind":"end","streamId":"st-AAAAAAAAAAAAAAAAAAAAAA","error":"an end for no stream"}""",
+            """{"kind":"what","streamId":"st-AAAAAAAAAAAAAAAAAAAAAA"}""",
+        ];
+        foreach (var message in malformed)
+        {
+            Assert.Equal(1, await redis.GetSubscriber().PublishAsync(channelOfA, message)); // A reads them
+        }
+
+        var events = new EventRecorder();
+        var (connection, id) = await ConnectAsync(a, b, events);
+        await using var _ = connection;
+        var (status, answer) = await Predictions.PostAsync(b.Http, "tokens", new { question = "m", socketIOClientId = id, overrideConfig = new { count = 20, rate = 0 } });
+        await events.WaitForAsync(e => e.Any(x => x.Name == "gateway:stream-end"), Timeout);
+        var (_, replayed) = await Predictions.ReadWithHeaderAsync(connection.StreamAsync<Predictions.Item>("Resume", StreamIdOf(events.Snapshot()), 0L));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"m:{i}"), replayed.Where(i => i.Event == "token").Select(i => i.Data.GetString()));
+        Assert.Equal(answer.GetProperty("text").GetString(), replayed[^1].Data.GetProperty("text").GetString());
     }
 
     /// <summary>A hub connection on <paramref name="a"/>, recorded by <paramref name="events"/>, once <paramref name="b"/> can find it.</summary>

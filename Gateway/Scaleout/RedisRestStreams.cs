@@ -143,7 +143,16 @@ internal sealed partial class RedisRestStreams : IRemoteRestStreams, IHostedServ
             // The multiplexer subscribes again by itself after Redis comes back; this queue goes on.
             while (true)
             {
-                Handle(await queue.ReadAsync(stopping));
+                var received = await queue.ReadAsync(stopping);
+                try
+                {
+                    Handle(received);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // One message must not end the listening for every later stream.
+                    Log.HandleFailed(_logger, e);
+                }
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -290,5 +299,8 @@ internal sealed partial class RedisRestStreams : IRemoteRestStreams, IHostedServ
 
         [LoggerMessage(5064, LogLevel.Warning, "Subscribing to this instance's REST stream channel on Redis failed ({Reason}); retrying.", EventName = "RemoteRestStreamSubscribeFailed")]
         public static partial void SubscribeFailed(ILogger logger, string reason);
+
+        [LoggerMessage(5065, LogLevel.Error, "Handling a message on this instance's REST stream channel failed; listening goes on.", EventName = "RemoteRestStreamMessageFailed")]
+        public static partial void HandleFailed(ILogger logger, Exception exception);
     }
 }
