@@ -50,7 +50,11 @@ internal readonly record struct SessionLookup(SessionLookupStatus Status, Sessio
 /// <param name="Owner">The principal that opened the connection (<see cref="ConnectionOwner"/>), or null.</param>
 /// <param name="SocketId">The upstream socket id; null while the session reconnects, and in SSE mode (no socket).</param>
 /// <param name="Destination">The replica holding the socket; null in SSE mode.</param>
-internal readonly record struct SessionLocation(string ConnectionId, string? Owner, string? SocketId, Uri? Destination)
+/// <param name="Instance">
+/// The gateway instance holding the connection, when it is another one (its events arrive there, so a
+/// REST prediction for it is kept there: <see cref="IRemoteRestStreams"/>); null for this instance's own.
+/// </param>
+internal readonly record struct SessionLocation(string ConnectionId, string? Owner, string? SocketId, Uri? Destination, string? Instance = null)
 {
     public static SessionLocation Of(BridgedConnection connection) =>
         new(connection.ConnectionId, connection.Owner, connection.Session?.SocketId, connection.Session?.Destination);

@@ -7,7 +7,8 @@ internal static class StreamsServiceCollectionExtensions
 {
     /// <summary>
     /// Kept streams (README, "Resumable answers"), in this instance's memory; scale-out replaces the
-    /// store with Redis's (<c>Scaleout/RedisStreamStore</c>), which keeps this one for its own streams.
+    /// store with Redis's (<c>Scaleout/RedisStreamStore</c>), which keeps this one for its own streams, and
+    /// keeps REST streams of connections held by other instances there (<c>Scaleout/RedisRestStreams</c>).
     /// </summary>
     internal static IServiceCollection AddGatewayStreams(this IServiceCollection services)
     {
@@ -17,6 +18,7 @@ internal static class StreamsServiceCollectionExtensions
         services.TryAddSingleton<IStreamStore>(sp => sp.GetRequiredService<MemoryStreamStore>());
         services.AddSingleton<PredictionRuns>();
         services.AddSingleton<RestStreams>();
+        services.TryAddSingleton<IRemoteRestStreams, NoRemoteRestStreams>(); // scale-out with Redis puts its own in place
         return services;
     }
 }

@@ -7,24 +7,36 @@ using Yarp.ReverseProxy.Forwarder;
 namespace TromAi.Gateway.Proxy;
 
 /// <summary>
-/// A REST prediction for a hub connection of this instance while TROM.AI streams over Socket.IO,
-/// forwarded so that its stream is kept: the stream begins before the POST leaves, the POST runs to
-/// TROM.AI's answer even when its caller goes away (a reload: TROM.AI would emit into nothing and the
-/// answer would be lost), and the answer ends the stream. A connection held by another instance is not
-/// kept (its events arrive there, and nothing tells that instance where the POST's answer is yet).
+/// A REST prediction for a hub connection while TROM.AI streams over Socket.IO, forwarded so that its
+/// stream is kept: the stream begins before the POST leaves, the POST runs to TROM.AI's answer even when
+/// its caller goes away (a reload: TROM.AI would emit into nothing and the answer would be lost), and the
+/// answer ends the stream. The stream is recorded where the connection lives, since its events arrive
+/// there: here, or on another instance, which this one tells when to begin and how the POST ended
+/// (<see cref="IRemoteRestStreams"/>). When that instance cannot be reached in time the prediction is
+/// forwarded as before, unkept: keeping it is never a reason to fail it.
 /// </summary>
 internal sealed partial class KeptRestForwarding(
     ISessionDirectory sessions,
     RestStreams local,
+    IRemoteRestStreams remote,
     IHostApplicationLifetime lifetime,
     IOptions<GatewayOptions> options,
     ILogger<KeptRestForwarding> logger)
 {
-    /// <summary>Begins the stream when the connection is this instance's; null when it cannot be kept (the prediction is then forwarded as before).</summary>
-    public KeptRest? Begin(string socketIOClientId, string chatflowId, string? chatId) =>
-        sessions.TryGetLocal(socketIOClientId, out var connection) && local.Begin(connection, chatflowId, chatId) is { } start
-            ? new KeptRest(start)
+    /// <summary>Begins the stream where the connection lives; null when it cannot be kept (the prediction is then forwarded as before).</summary>
+    public async Task<KeptRest?> BeginAsync(string socketIOClientId, SessionLocation location, string chatflowId, string? chatId)
+    {
+        if (sessions.TryGetLocal(socketIOClientId, out var connection))
+        {
+            return local.Begin(connection, chatflowId, chatId) is { } start ? new KeptRest(start.StreamId, null) : null;
+        }
+
+        // Not the caller's token: a caller that goes while the other instance answers leaves a POST that must still run.
+        return location.Instance is { } instance
+            && await remote.BeginAsync(instance, socketIOClientId, chatflowId, chatId, lifetime.ApplicationStopping) is { } streamId
+            ? new KeptRest(streamId, instance)
             : null;
+    }
 
     /// <summary>Forwards the request (the proxy's next step), copying the answer, and ends the stream with it.</summary>
     public async Task ForwardAsync(HttpContext context, RequestDelegate next, KeptRest kept)
@@ -53,11 +65,11 @@ internal sealed partial class KeptRestForwarding(
     {
         try
         {
-            await local.EndAsync(kept.Start.StreamId, answer);
+            await (kept.Instance is { } instance ? remote.EndAsync(instance, kept.StreamId, answer) : local.EndAsync(kept.StreamId, answer));
         }
         catch (Exception e)
         {
-            Log.EndFailed(logger, kept.Start.StreamId, e);
+            Log.EndFailed(logger, kept.StreamId, e);
         }
     }
 
@@ -125,7 +137,8 @@ internal sealed partial class KeptRestForwarding(
         return decoded.ToArray();
     }
 
-    internal sealed record KeptRest(StreamStart Start);
+    /// <param name="Instance">The instance recording the stream when it is another one; null for this one.</param>
+    internal sealed record KeptRest(string StreamId, string? Instance);
 
     private static partial class Log
     {

@@ -184,7 +184,7 @@ internal sealed partial class SocketIdRewrite(
 
         // A prediction for a hub connection is kept as a stream, which begins before the POST leaves.
         var stream = result.Status == RewriteStatus.Rewritten
-            ? kept.Begin(result.ClientId!, chatflowId, result.ChatId)
+            ? await kept.BeginAsync(result.ClientId!, result.Location, chatflowId, result.ChatId)
             : null;
         context.Request.Body = forwarded;
         context.Request.ContentLength = forwarded.KnownLength; // unknown: chunked

@@ -44,6 +44,14 @@ internal static class ScaleoutServiceCollectionExtensions
         services.AddSingleton<SessionDirectory>();
         services.AddSingleton<ISessionDirectory>(sp => sp.GetRequiredService<SessionDirectory>());
         services.AddHostedService(sp => sp.GetRequiredService<SessionDirectory>());
+        if (redis)
+        {
+            // A REST prediction forwarded here for another instance's connection is kept there, where its events arrive.
+            services.AddSingleton<RedisRestStreams>();
+            services.AddSingleton<IRemoteRestStreams>(sp => sp.GetRequiredService<RedisRestStreams>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisRestStreams>());
+        }
+
         return services;
     }
 }

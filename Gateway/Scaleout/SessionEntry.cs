@@ -29,7 +29,7 @@ internal sealed record SessionEntry(string Connection, string? Owner, string? So
         }
     }
 
-    public SessionLocation Location => new(Connection, Owner, Socket, Destination);
+    public SessionLocation Location => new(Connection, Owner, Socket, Destination, Instance);
 }
 
 [JsonSerializable(typeof(SessionEntry))]
