@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -14,13 +15,31 @@ namespace TromAi.Gateway.Bridge;
 internal sealed class KeptStream : IStreamWriter
 {
     /// <summary>
-    /// Counted per event on top of its JSON: the event's slot (24 bytes) and its byte array's header
-    /// (24), so that a flood of tiny events is bounded too.
+    /// Counted per event on top of its JSON: the event's slot (32 bytes) and its share of the segment
+    /// and chunk headers, rounded up, so that a flood of tiny events is bounded too. The unused end of
+    /// the stream's current JSON chunk (at most <see cref="LargestChunkSize"/>) and of its newest
+    /// segment is not counted: it is bounded per stream, and counting it would make the bounds depend on
+    /// how events happened to fall into chunks.
     /// </summary>
     internal const int EventOverhead = 48;
 
-    /// <summary>Counted per stream: the stream object, its ids, its lock and its first buffer.</summary>
+    /// <summary>Counted per stream: the stream object, its ids, its lock and its bookkeeping.</summary>
     internal const int StreamOverhead = 512;
+
+    // Slots per segment of the ring (a power of two: a seq finds its segment and slot by shift and mask).
+    // A stream grows one segment at a time and never copies what it keeps (a doubling array allocated
+    // about twice its final size in copies); 64 slots of 32 bytes stay far below the large object heap.
+    private const int SegmentShift = 6;
+    private const int SegmentSize = 1 << SegmentShift;
+
+    // Events' JSON is packed into per-stream chunks rather than one array per event (one surviving GC
+    // object per token otherwise): small first so that a short stream stays small, doubling to the
+    // largest. An event over half the largest gets its own array so a chunk never wastes more than half.
+    private const int FirstChunkSize = 1024;
+    private const int LargestChunkSize = 16 * 1024;
+
+    // The serialization scratch a thread keeps between events; one that grew past this for a huge event is let go.
+    private const int LargestKeptScratch = 64 * 1024;
 
     // Events copied per read under the lock: a reader far behind catches up in steps, and the writer is not held up meanwhile.
     private const int ReadBatch = 256;
@@ -33,14 +52,35 @@ internal sealed class KeptStream : IStreamWriter
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    // What JsonSerializer.SerializeToUtf8Bytes gives its own writer for ArgumentsJson (its default depth
+    // is 64; it skips validation), so the kept bytes are the same as they were.
+    private static readonly JsonWriterOptions ArgumentsWriter = new()
+    {
+        Encoder = ArgumentsJson.Encoder,
+        MaxDepth = 64,
+        SkipValidation = true,
+    };
+
+    // Per thread, not per stream: serializing happens outside the lock, and a scratch per stream would
+    // cost every stream its size. Reset before each use, so an event that failed to serialize leaves nothing behind.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? scratch;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? scratchWriter;
+
     private readonly Lock _lock = new();
     private readonly IKeptStreamHost _host;
     private readonly TimeProvider _time;
     private readonly int _maxEvents;
     private readonly long _maxBytes;
-    private KeptEvent[] _ring = new KeptEvent[16];
-    private int _head;
+    // Segments by their index (seq - 1) >> SegmentShift, each at that index modulo the spine's length
+    // (a power of two, grown when the kept span would wrap onto itself); null until the first event, so
+    // a stream without events costs nothing here, and an entry is cleared once its events are all dropped.
+    private KeptEvent[]?[]? _segments;
     private int _count;
+    private byte[]? _chunk;
+    private int _chunkUsed;
     private long _firstSeq = 1;
     private long _nextSeq = 1;
     private long _bytes = StreamOverhead;
@@ -91,7 +131,7 @@ internal sealed class KeptStream : IStreamWriter
 
     public void Append(string name, object?[] args)
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(args, ArgumentsJson);
+        var json = SerializeArguments(args);
         long resized;
         TaskCompletionSource? waiter;
         lock (_lock)
@@ -101,8 +141,9 @@ internal sealed class KeptStream : IStreamWriter
                 return; // ended (cancelled, say): what still arrives belongs to nobody
             }
 
-            Push(new KeptEvent(_nextSeq++, name, json));
-            resized = json.Length + EventOverhead;
+            Push(new KeptEvent(_nextSeq, name, Keep(json.WrittenSpan)));
+            _nextSeq++;
+            resized = json.WrittenCount + EventOverhead;
             _bytes += resized;
             while (_count > 1 && (_count > _maxEvents || _bytes > _maxBytes + StreamOverhead))
             {
@@ -111,6 +152,12 @@ internal sealed class KeptStream : IStreamWriter
 
             waiter = _waiter;
             _waiter = null;
+        }
+
+        if (json.Capacity > LargestKeptScratch)
+        {
+            scratch = null;
+            scratchWriter = null;
         }
 
         waiter?.TrySetResult();
@@ -198,7 +245,7 @@ internal sealed class KeptStream : IStreamWriter
             var from = Math.Max(afterSeq + 1, _firstSeq);
             for (var seq = from; seq <= lastEvent && into.Count < max; seq++)
             {
-                var kept = _ring[(_head + (int)(seq - _firstSeq)) % _ring.Length];
+                var kept = Slot(seq);
                 into.Add(new StreamItem(StreamItemKind.Event, kept.Seq, kept.Name, kept.Args));
             }
 
@@ -248,38 +295,106 @@ internal sealed class KeptStream : IStreamWriter
         return freed;
     }
 
-    private void Push(KeptEvent kept)
+    /// <summary>The arguments as JSON, in this thread's scratch (valid until its next event).</summary>
+    private static ArrayBufferWriter<byte> SerializeArguments(object?[] args)
     {
-        if (_count == _ring.Length)
-        {
-            var grown = new KeptEvent[_ring.Length * 2];
-            for (var i = 0; i < _count; i++)
-            {
-                grown[i] = _ring[(_head + i) % _ring.Length];
-            }
+        var buffer = scratch ??= new ArrayBufferWriter<byte>(256);
+        var writer = scratchWriter ??= new Utf8JsonWriter(buffer, ArgumentsWriter);
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        JsonSerializer.Serialize(writer, args, ArgumentsJson);
+        writer.Flush();
+        return buffer;
+    }
 
-            _ring = grown;
-            _head = 0;
+    /// <summary>Under the lock: a copy of <paramref name="json"/> in this stream's current chunk (or its own array if large).</summary>
+    private ReadOnlyMemory<byte> Keep(ReadOnlySpan<byte> json)
+    {
+        if (json.Length > LargestChunkSize / 2)
+        {
+            return json.ToArray();
         }
 
-        _ring[(_head + _count) % _ring.Length] = kept;
+        if (_chunk is null || _chunk.Length - _chunkUsed < json.Length)
+        {
+            // The full chunk is not referenced from here any more: the events in it hold it, and it goes when they are dropped.
+            var size = _chunk is null ? FirstChunkSize : Math.Min(_chunk.Length * 2, LargestChunkSize);
+            while (size < json.Length)
+            {
+                size *= 2;
+            }
+
+            // Never reused nor pooled: a reader may still hold a slice of an event dropped since.
+            _chunk = GC.AllocateUninitializedArray<byte>(size);
+            _chunkUsed = 0;
+        }
+
+        json.CopyTo(_chunk.AsSpan(_chunkUsed));
+        var kept = new ReadOnlyMemory<byte>(_chunk, _chunkUsed, json.Length);
+        _chunkUsed += json.Length;
+        return kept;
+    }
+
+    /// <summary>Under the lock: the kept event <paramref name="seq"/> (between the first kept and the last).</summary>
+    private KeptEvent Slot(long seq) =>
+        _segments![(int)((seq - 1) >> SegmentShift) & (_segments.Length - 1)]![(int)((seq - 1) & (SegmentSize - 1))];
+
+    /// <summary>Under the lock: keeps <paramref name="kept"/> (the next seq), adding a segment when it starts one.</summary>
+    private void Push(KeptEvent kept)
+    {
+        var position = kept.Seq - 1;
+        var index = position >> SegmentShift;
+        var slot = (int)(position & (SegmentSize - 1));
+        if (slot == 0)
+        {
+            _segments ??= new KeptEvent[]?[4];
+            var firstIndex = (_firstSeq - 1) >> SegmentShift;
+            if (index - firstIndex >= _segments.Length)
+            {
+                // Only the spine (one reference per segment) is copied; the events stay where they are.
+                var grown = new KeptEvent[]?[_segments.Length * 2];
+                for (var i = firstIndex; i < index; i++)
+                {
+                    grown[(int)i & (grown.Length - 1)] = _segments[(int)i & (_segments.Length - 1)];
+                }
+
+                _segments = grown;
+            }
+
+            _segments[(int)index & (_segments.Length - 1)] = new KeptEvent[SegmentSize];
+        }
+
+        _segments![(int)index & (_segments.Length - 1)]![slot] = kept;
         _count++;
     }
 
     /// <summary>Under the lock; returns the bytes freed.</summary>
     private long DropOldest()
     {
-        var oldest = _ring[_head];
-        _ring[_head] = default;
-        _head = (_head + 1) % _ring.Length;
+        var position = _firstSeq - 1;
+        var entry = (int)(position >> SegmentShift) & (_segments!.Length - 1);
+        var slot = (int)(position & (SegmentSize - 1));
+        var oldest = _segments[entry]![slot];
+        _segments[entry]![slot] = default; // lets its name and its chunk go once nothing else holds them
+        if (slot == SegmentSize - 1)
+        {
+            _segments[entry] = null;
+        }
+
         _count--;
         _firstSeq++;
+        if (_count == 0)
+        {
+            // Every event in the current chunk is dropped too: the next event starts a new one.
+            _chunk = null;
+        }
+
         var freed = oldest.Args.Length + EventOverhead;
         _bytes -= freed;
         return freed;
     }
 
-    private readonly record struct KeptEvent(long Seq, string Name, byte[] Args);
+    private readonly record struct KeptEvent(long Seq, string Name, ReadOnlyMemory<byte> Args);
 }
 
 internal enum ReadState
