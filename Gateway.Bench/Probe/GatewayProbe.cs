@@ -15,7 +15,9 @@ internal sealed record ManagedHeapSample(
     int Gen2,
     double PauseMs,
     int ThreadPoolThreads,
-    bool ServerGc);
+    bool ServerGc,
+    long ThreadPoolWorkItems,
+    long LockContentions);
 
 /// <summary>The bench's end of <see cref="GatewayProbeServer"/>: one request per connection.</summary>
 internal sealed class GatewayProbe(string socketPath)
@@ -41,6 +43,8 @@ internal sealed class GatewayProbe(string socketPath)
             root.GetProperty("gen2").GetInt32(),
             root.GetProperty("pauseMs").GetDouble(),
             root.GetProperty("threadPoolThreads").GetInt32(),
-            root.GetProperty("serverGc").GetBoolean());
+            root.GetProperty("serverGc").GetBoolean(),
+            root.GetProperty("threadPoolWorkItems").GetInt64(),
+            root.GetProperty("lockContentions").GetInt64());
     }
 }

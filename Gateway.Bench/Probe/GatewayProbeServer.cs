@@ -9,7 +9,8 @@ namespace TromAi.Gateway.Bench.Probe;
 /// Runs inside the gateway process, which the bench starts with this assembly as a startup hook, so the
 /// gateway's managed heap and allocations can be read from outside without changing the gateway and
 /// without EventPipe tooling. It answers one command per connection on a Unix domain socket:
-/// <c>read</c> (counters as they are) or <c>collect</c> (after a full blocking GC, for live bytes).
+/// <c>read</c> (counters as they are), <c>collect</c> (after a full blocking GC, for live bytes) or
+/// <c>allocations</c> (the <see cref="AllocationSampler"/>'s bytes per type, when it is on).
 /// It uses a dedicated thread and no thread-pool work, so it costs nothing between requests and still
 /// answers when the gateway's thread pool is saturated.
 /// </summary>
@@ -24,6 +25,7 @@ internal static class GatewayProbeServer
             return;
         }
 
+        AllocationSampler.StartIfAsked();
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         File.Delete(socketPath);
         listener.Bind(new UnixDomainSocketEndPoint(socketPath));
@@ -40,14 +42,32 @@ internal static class GatewayProbeServer
             try
             {
                 var length = client.Receive(command);
-                var collect = Encoding.ASCII.GetString(command, 0, length).Trim() == "collect";
-                client.Send(Measure(collect));
+                var request = Encoding.ASCII.GetString(command, 0, length).Trim();
+                client.Send(request == "allocations" ? Allocations() : Measure(request == "collect"));
             }
             catch (SocketException)
             {
                 // The bench went away mid-request; keep serving the next one.
             }
         }
+    }
+
+    /// <summary>The <see cref="AllocationSampler"/>'s top types since the last call, or an empty object when it is off.</summary>
+    private static byte[] Allocations()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            foreach (var (type, bytes) in AllocationSampler.Instance?.TakeTop(40) ?? [])
+            {
+                json.WriteNumber(type, bytes);
+            }
+
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
     }
 
     private static byte[] Measure(bool collect)
@@ -68,6 +88,8 @@ internal static class GatewayProbeServer
             json.WriteNumber("gen2", GC.CollectionCount(2));
             json.WriteNumber("pauseMs", GC.GetTotalPauseDuration().TotalMilliseconds);
             json.WriteNumber("threadPoolThreads", ThreadPool.ThreadCount);
+            json.WriteNumber("threadPoolWorkItems", ThreadPool.CompletedWorkItemCount);
+            json.WriteNumber("lockContentions", Monitor.LockContentionCount);
             json.WriteBoolean("serverGc", GCSettings.IsServerGC);
             json.WriteEndObject();
         }

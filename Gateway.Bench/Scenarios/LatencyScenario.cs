@@ -39,7 +39,7 @@ internal static class LatencyScenario
             "latency",
             Invariant($"{sessions} sessions × {rate:0.##} tok/s per path, {duration:0.##} s (+{warmup:0.##} s warm-up)"),
             Invariant($"p50 {Ms(d.P50)} · p90 {Ms(d.P90)} · p99 {Ms(d.P99)} · max {Ms(d.Max)} ms; {direct.Outcome.Integrity}"),
-            Invariant($"p50 {Ms(b.P50)} · p90 {Ms(b.P90)} · p99 {Ms(b.P99)} · max {Ms(b.Max)} ms; {bridged.Outcome.Integrity}; gateway {Ms(bridged.GatewayCpuSecondsPerMillionEvents)} CPU-s/M events"),
+            Invariant($"p50 {Ms(b.P50)} · p90 {Ms(b.P90)} · p99 {Ms(b.P99)} · max {Ms(b.Max)} ms; {bridged.Outcome.Integrity}; gateway {Ms(bridged.GatewayCpuSecondsPerMillionEvents)} CPU-s/M events, {bridged.GatewayWorkItemsPerEvent:0.##} thread-pool work items/event"),
             Invariant($"{SignedMs(added.P50)} · {SignedMs(added.P90)} · {SignedMs(added.P99)} · {SignedMs(added.Max)} ms"),
             Invariant($"added p99 ≤ {AddedP99TargetMs:0.#} ms"),
             intact && added.P99 <= AddedP99TargetMs,

@@ -23,6 +23,15 @@ internal sealed record MeasuredStreams(
     /// <summary>Gateway CPU seconds per million events delivered. On the direct path it is the idle gateway's cost, near zero.</summary>
     public double GatewayCpuSecondsPerMillionEvents => Cpu.Gateway is { } cpu && Outcome.Events > 0 ? cpu.TotalSeconds / Outcome.Events * 1e6 : double.NaN;
 
+    /// <summary>
+    /// Thread-pool work items the gateway ran per event: each is a hop between threads (a socket completion, a
+    /// pipe's reader woken, a queue's consumer), the cost the CPU figure cannot name. Counted, so unlike the CPU
+    /// time it does not move with what else the machine runs.
+    /// </summary>
+    public double GatewayWorkItemsPerEvent => GatewayHeapBefore is { } before && GatewayHeapAfter is { } after && Outcome.Events > 0
+        ? (double)(after.ThreadPoolWorkItems - before.ThreadPoolWorkItems) / Outcome.Events
+        : double.NaN;
+
     public double GatewayBytesPerEvent => GatewayAllocatedBytes is { } bytes && Outcome.Events > 0 ? (double)bytes / Outcome.Events : double.NaN;
 
     /// <summary>
@@ -70,6 +79,7 @@ internal sealed record MeasuredStreams(
         var json = Cpu.ToJson();
         json["gatewayCpuSecondsPerMillionEvents"] = LatencySummary.Round(GatewayCpuSecondsPerMillionEvents);
         json["gatewayAllocatedBytesPerEvent"] = LatencySummary.Round(GatewayBytesPerEvent);
+        json["gatewayWorkItemsPerEvent"] = LatencySummary.Round(GatewayWorkItemsPerEvent);
         json["gatewayGcs"] = GatewayHeapBefore is { } before && GatewayHeapAfter is { } after
             ? new JsonObject
             {

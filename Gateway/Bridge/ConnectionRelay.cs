@@ -38,7 +38,13 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     private readonly ILogger _logger;
     private readonly int _maxBacklog;
     private readonly TimeSpan _slowClientTimeout;
-    private readonly Channel<RelayItem> _queue = Channel.CreateUnbounded<RelayItem>(new UnboundedChannelOptions { SingleReader = true });
+    // Synchronous continuations: a pump waiting for work runs on the thread that queued the item (the
+    // upstream receive loop, for an event) instead of being handed to the thread pool, one hop less per
+    // event. Nothing queues under a lock, and the pump only takes what it needs from that thread up to its
+    // first wait (the client's send, usually completing at once), so the producer is not held up longer
+    // than sending itself takes. Measured in Gateway.Bench's latency row: thread-pool work items per event.
+    private readonly Channel<RelayItem> _queue = Channel.CreateUnbounded<RelayItem>(
+        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly TaskCompletionSource _connectionClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationToken _closed;
     private readonly CancellationTokenSource _stopping = new();
