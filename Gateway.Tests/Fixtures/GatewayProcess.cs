@@ -106,14 +106,20 @@ public sealed partial class GatewayProcess : IAsyncDisposable
     /// </summary>
     public async Task<string> WaitForOutputAsync(string text, TimeSpan timeout)
     {
+        var line = _output.WaitForAsync(candidate => candidate.Contains(text, StringComparison.Ordinal));
+        var exited = _process.WaitForExitAsync(); // completes once its output is read to the end too
         try
         {
-            return await _output.WaitForAsync(line => line.Contains(text, StringComparison.Ordinal)).WaitAsync(timeout);
+            await Task.WhenAny(line, exited).WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
             throw new TimeoutException($"The gateway process wrote no line with \"{text}\" within {timeout}. Its log:\n{Output}");
         }
+
+        return line.IsCompleted
+            ? await line
+            : throw new InvalidOperationException($"The gateway process exited ({_process.ExitCode}) without a line with \"{text}\". Its log:\n{Output}");
     }
 
     /// <summary>Ends the process at once, as a crashed node or an OOM kill would: nothing is cleaned up.</summary>

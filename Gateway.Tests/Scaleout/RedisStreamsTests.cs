@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using StackExchange.Redis;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 
@@ -129,6 +130,34 @@ public sealed class RedisStreamsTests : RedisTestBase
         var cutOff = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq)));
 
         Assert.Contains("shut down before its answer was complete (Gateway:Drain:Timeout)", cutOff.Message);
+    }
+
+    [Fact]
+    public async Task On_SIGTERM_with_Redis_stalled_the_drain_waits_for_its_streams_to_be_written_there_and_says_when_they_were_not()
+    {
+        await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
+        await using var b = await StartGatewayAsync();
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(Redis.Configuration + ",allowAdmin=true");
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        await ReadSomeAsync(lost, ["tokens", new { question = "stall", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
+        await lost.DisposeAsync();
+
+        // Redis takes writes in and carries none of them out, as one stuck in a failover does:
+        // the stream's writes, one round at a time, stop with the prediction still adding to it.
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "60000", "WRITE");
+        try
+        {
+            await a.TerminateAsync();
+
+            // Without the wait the instance would exit at once, its stream's end never written, and say nothing.
+            await a.WaitForOutputAsync("Streams were not all written to Redis within 00:00:02", Timeout);
+        }
+        finally
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        Assert.Equal(0, await a.WaitForExitAsync(Timeout));
     }
 
     [Fact]
