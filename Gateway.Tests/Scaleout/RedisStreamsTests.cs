@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
-using TromAi.Gateway.Bridge;
+using StackExchange.Redis;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 
@@ -9,7 +8,7 @@ namespace TromAi.Gateway.Tests.Scaleout;
 
 /// <summary>
 /// With Redis, a kept stream can be resumed on any instance: the client that lost its connection to one
-/// gateway resumes on another, through a Redis restart, and after its instance drained.
+/// gateway resumes on another, through a Redis restart, and after a real SIGTERM drained its instance.
 /// </summary>
 public sealed class RedisStreamsTests : RedisTestBase
 {
@@ -93,54 +92,100 @@ public sealed class RedisStreamsTests : RedisTestBase
     }
 
     [Fact]
-    public async Task A_draining_instance_lets_kept_predictions_finish_and_another_instance_replays_them()
+    public async Task On_SIGTERM_an_instance_lets_a_kept_prediction_finish_exits_and_another_instance_replays_the_rest_exactly_once()
     {
-        var a = await StartGatewayAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:30" });
+        await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:30" });
         await using var b = await StartGatewayAsync();
-        string streamId;
-        List<Predictions.Item> before;
-        try
-        {
-            var lost = await HubClients.StartAsync(a.HubUrl);
-            (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "d", overrideConfig = new { count = 100, rate = 50 } }], tokens: 5);
-            await lost.DisposeAsync();
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "d", overrideConfig = new { count = 200, rate = 50 } }], tokens: 5);
+        await lost.DisposeAsync();
 
-            // What SIGTERM starts: the drain waits for the prediction that nobody reads any more.
-            await a.Services.GetRequiredService<GatewayDrain>().DrainAsync(CancellationToken.None).WaitAsync(Timeout);
-        }
-        finally
-        {
-            await a.DisposeAsync();
-        }
+        await a.TerminateAsync();
+
+        // The drain found the prediction nobody reads any more still running, waited for it, and then the process ended by itself.
+        await a.WaitForOutputAsync("Draining: 1 prediction(s) running", Timeout);
+        Assert.Equal(0, await a.WaitForExitAsync(Timeout));
+        Assert.DoesNotContain("Drain timeout reached", a.Output);
 
         await using var resumed = await HubClients.StartAsync(b.HubUrl);
-        var (_, after) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq));
+        var (resumedId, after) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq));
 
-        AssertWhole(before.Concat(after).ToList(), "d", 100);
+        Assert.Equal(streamId, resumedId);
+        AssertWhole(before.Concat(after).ToList(), "d", 200);
     }
 
     [Fact]
-    public async Task A_prediction_that_outlasts_its_instances_drain_ends_with_why_and_one_whose_instance_died_is_reported_lost()
+    public async Task On_SIGTERM_a_kept_prediction_that_outlasts_the_drain_timeout_ends_with_why_for_a_resume_on_another_instance()
     {
-        var drained = await StartGatewayAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
+        await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
         await using var b = await StartGatewayAsync();
-        var lost = await HubClients.StartAsync(drained.HubUrl);
-        var (drainedId, _) = await ReadSomeAsync(lost, ["tokens", new { question = "long", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, before) = await ReadSomeAsync(lost, ["tokens", new { question = "long", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
         await lost.DisposeAsync();
-        await drained.Services.GetRequiredService<GatewayDrain>().DrainAsync(CancellationToken.None).WaitAsync(Timeout);
-        await drained.DisposeAsync();
+
+        await a.TerminateAsync();
+        Assert.Equal(0, await a.WaitForExitAsync(Timeout));
 
         await using var resumed = await HubClients.StartAsync(b.HubUrl);
-        var cutOff = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", drainedId, 0L)));
+        var cutOff = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, before[^1].Seq)));
 
         Assert.Contains("shut down before its answer was complete (Gateway:Drain:Timeout)", cutOff.Message);
+    }
 
-        // Stopped without a drain, as a crash does: its stream stays in Redis, unfinished, and its instance key goes.
-        var crashed = await StartGatewayAsync();
+    [Fact]
+    public async Task On_SIGTERM_with_Redis_stalled_the_drain_waits_for_its_streams_to_be_written_there_and_says_when_they_were_not()
+    {
+        await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
+        await using var b = await StartGatewayAsync();
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(Redis.Configuration + ",allowAdmin=true");
+        var lost = await HubClients.StartAsync(a.HubUrl);
+        await ReadSomeAsync(lost, ["tokens", new { question = "stall", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
+        await lost.DisposeAsync();
+
+        // Redis takes writes in and carries none of them out, as one stuck in a failover does:
+        // the stream's writes, one round at a time, stop with the prediction still adding to it.
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "60000", "WRITE");
+        try
+        {
+            await a.TerminateAsync();
+
+            // Without the wait the instance would exit at once, its stream's end never written, and say nothing.
+            await a.WaitForOutputAsync("Streams were not all written to Redis within 00:00:02", Timeout);
+        }
+        finally
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        Assert.Equal(0, await a.WaitForExitAsync(Timeout));
+    }
+
+    [Fact]
+    public async Task A_kept_prediction_whose_instance_was_killed_is_reported_lost_on_another_instance()
+    {
+        await using var crashed = await StartGatewayProcessAsync();
+        await using var b = await StartGatewayAsync();
         var orphan = await HubClients.StartAsync(crashed.HubUrl);
         var (orphanId, _) = await ReadSomeAsync(orphan, ["tokens", new { question = "orphan", overrideConfig = new { count = 100_000, rate = 50 } }], tokens: 2);
         await orphan.DisposeAsync();
-        await crashed.DisposeAsync();
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+
+        // Written behind, the stream reaches Redis a moment after its first events: a crash before that leaves no stream at all.
+        await SharedRedis.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                await using var reading = resumed.StreamAsync<Predictions.Item>("Resume", orphanId, 0L).GetAsyncEnumerator();
+                return await reading.MoveNextAsync().AsTask().WaitAsync(Timeout) && await reading.MoveNextAsync().AsTask().WaitAsync(Timeout);
+            }
+            catch (HubException)
+            {
+                return false; // not in Redis yet
+            }
+        }, () => $"stream {orphanId} to be readable on the other instance");
+
+        // As a crash or an OOM kill: no drain, its stream stays in Redis unfinished, and its instance key expires.
+        await crashed.KillAsync();
         var writerLost = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", orphanId, 0L)));
 
         Assert.Contains($"The gateway instance running the prediction of stream {orphanId} stopped before its answer was complete", writerLost.Message);
