@@ -15,7 +15,7 @@ namespace TromAi.Gateway.Bench.Scenarios;
 /// </summary>
 internal static class ConnectScenario
 {
-    private const double P99TargetMs = 50;
+    private const double P99TargetMs = 10; // issue 12
     private const int WarmupConnects = 10;
 
     public static async Task<ScenarioResult> RunAsync(BenchEnvironment environment, BenchOptions options, CancellationToken cancellationToken)

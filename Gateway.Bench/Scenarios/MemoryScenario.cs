@@ -15,7 +15,7 @@ namespace TromAi.Gateway.Bench.Scenarios;
 /// </summary>
 internal static class MemoryScenario
 {
-    private const double IdleTargetBytes = 60 * 1024;
+    private const double IdleTargetBytes = 40 * 1024; // issue 12
 
     // Descriptors a process may open besides its per-session sockets while a step runs (pools, listeners, runtime).
     private const int ReservedFiles = 400;
