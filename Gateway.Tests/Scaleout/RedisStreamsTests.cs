@@ -1,6 +1,8 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using StackExchange.Redis;
+using TromAi.Gateway.Bridge;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 
@@ -133,6 +135,61 @@ public sealed class RedisStreamsTests : RedisTestBase
     }
 
     [Fact]
+    public async Task In_a_rollout_a_client_still_reading_its_Predict_on_the_instance_that_gets_SIGTERM_is_told_to_reconnect_and_has_its_whole_answer_exactly_once()
+    {
+        await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:30" });
+        await using var b = await StartGatewayAsync();
+        await using var reading = HubClients.Create(a.HubUrl);
+        var draining = new TaskCompletionSource<JsonElement>(TaskCreationOptions.RunContinuationsAsynchronously);
+        reading.On<JsonElement>(GatewayEvents.Draining, notice => draining.TrySetResult(notice));
+        var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        reading.Closed += error =>
+        {
+            closed.TrySetResult(error);
+            return Task.CompletedTask;
+        };
+        await reading.StartAsync();
+        var predict = reading.StreamAsyncCore<Predictions.Item>("Predict", ["tokens", new { question = "roll", overrideConfig = new { count = 200, rate = 50 } }]).GetAsyncEnumerator();
+        var (streamId, items) = await ReadTokensAsync(predict, tokens: 5);
+
+        await a.TerminateAsync();
+        await a.WaitForOutputAsync("Draining: 1 prediction(s) running", Timeout);
+
+        // The connection stays open while the drain waits for its prediction: the client reads on, up to the
+        // answer, unless the close that follows the drain overtakes the last items (then Resume brings them).
+        try
+        {
+            while (await predict.MoveNextAsync().AsTask().WaitAsync(Timeout))
+            {
+                items.Add(predict.Current);
+            }
+        }
+        catch (Exception e) when (e is not TimeoutException)
+        {
+            Assert.DoesNotContain("Gateway:Drain:Timeout", e.Message); // closed, not cut off
+        }
+
+        var notice = await draining.Task.WaitAsync(Timeout);
+        Assert.Contains("reconnect", notice.GetProperty("reason").GetString());
+        Assert.Null(await closed.Task.WaitAsync(Timeout)); // a clean close, for the client to reconnect elsewhere
+        Assert.Equal(0, await a.WaitForExitAsync(Timeout));
+        Assert.DoesNotContain("Drain timeout reached", a.Output);
+
+        // As a load balancer sends it once A is gone: to B. A client that has the answer needs nothing more, and B
+        // replays the same stream; one whose connection closed before the last items resumes after the last it got.
+        await using var resumed = await HubClients.StartAsync(b.HubUrl);
+        var answered = items[^1].Event == "result";
+        var (resumedId, fromB) = await Predictions.ReadWithHeaderAsync(resumed.StreamAsync<Predictions.Item>("Resume", streamId, answered ? 0L : items[^1].Seq));
+
+        Assert.Equal(streamId, resumedId);
+        AssertWhole(answered ? items : items.Concat(fromB).ToList(), "roll", 200);
+        if (answered)
+        {
+            Assert.Equal(items.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"), fromB.Select(i => $"{i.Seq} {i.Event} {i.Data.GetRawText()}"));
+        }
+    }
+
+    [Fact]
     public async Task On_SIGTERM_with_Redis_stalled_the_drain_waits_for_its_streams_to_be_written_there_and_says_when_they_were_not()
     {
         await using var a = await StartGatewayProcessAsync(new Dictionary<string, string?> { ["Gateway:Drain:Timeout"] = "00:00:01" });
@@ -201,9 +258,12 @@ public sealed class RedisStreamsTests : RedisTestBase
     }
 
     /// <summary>Starts a Predict and reads it until <paramref name="tokens"/> tokens are in, leaving the stream open (disposing it would cancel it).</summary>
-    private static async Task<(string StreamId, List<Predictions.Item> Items)> ReadSomeAsync(HubConnection connection, object?[] args, int tokens)
+    private static Task<(string StreamId, List<Predictions.Item> Items)> ReadSomeAsync(HubConnection connection, object?[] args, int tokens) =>
+        ReadTokensAsync(connection.StreamAsyncCore<Predictions.Item>("Predict", args).GetAsyncEnumerator(), tokens);
+
+    /// <summary>Reads a Predict's header and its items until <paramref name="tokens"/> tokens are in.</summary>
+    private static async Task<(string StreamId, List<Predictions.Item> Items)> ReadTokensAsync(IAsyncEnumerator<Predictions.Item> stream, int tokens)
     {
-        var stream = connection.StreamAsyncCore<Predictions.Item>("Predict", args).GetAsyncEnumerator();
         var items = new List<Predictions.Item>();
         string? streamId = null;
         while (items.Count(i => i.Event == "token") < tokens)
