@@ -66,6 +66,38 @@ public sealed class RedisStreamsTests : RedisTestBase
     }
 
     [Fact]
+    public async Task A_resume_after_the_last_item_it_got_ends_at_once_on_another_instance_as_on_its_own()
+    {
+        await using var a = await StartGatewayAsync();
+        await using var b = await StartGatewayAsync();
+        await using var asking = await HubClients.StartAsync(a.HubUrl);
+        var (streamId, items) = await Predictions.ReadWithHeaderAsync(asking.StreamAsync<Predictions.Item>("Predict", "tokens", new { question = "l", overrideConfig = new { count = 5, rate = 0 } }));
+        var lastSeq = items[^1].Seq; // the answer's own seq: what a client that got everything would resume after
+        await using var other = await HubClients.StartAsync(b.HubUrl);
+        await SharedRedis.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                var (_, all) = await Predictions.ReadWithHeaderAsync(other.StreamAsync<Predictions.Item>("Resume", streamId, 0L));
+                return all.Count == items.Count;
+            }
+            catch (HubException)
+            {
+                return false; // not in Redis yet
+            }
+        }, () => "the ended stream to be readable on the other instance");
+
+        // The writer still lives: nothing will come after the answer, so the read must end rather than wait for more.
+        var (onA, afterOnA) = await Predictions.ReadWithHeaderAsync(asking.StreamAsync<Predictions.Item>("Resume", streamId, lastSeq)).WaitAsync(Timeout);
+        var (onB, afterOnB) = await Predictions.ReadWithHeaderAsync(other.StreamAsync<Predictions.Item>("Resume", streamId, lastSeq)).WaitAsync(Timeout);
+
+        Assert.Equal(streamId, onA);
+        Assert.Equal(streamId, onB);
+        Assert.Empty(afterOnA);
+        Assert.Empty(afterOnB);
+    }
+
+    [Fact]
     public async Task An_ended_stream_is_written_again_after_Redis_restarts_empty_within_its_retention()
     {
         await using var a = await StartGatewayAsync();

@@ -133,6 +133,18 @@ internal sealed partial class RedisStreamStore : IStreamStore
                     continue;
                 }
 
+                // Nothing after the reader: a reader already at the end (its afterSeq is the answer's own seq, the
+                // last it got) is done, as it is in memory, instead of waiting for entries that will never come.
+                if (entries.Length == 0 && await EndAtOrBeforeAsync(database, streamId, after) is { Ended: true } end)
+                {
+                    if (end.Error is { } error)
+                    {
+                        throw new HubException(error);
+                    }
+
+                    yield break;
+                }
+
                 try
                 {
                     using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -166,6 +178,23 @@ internal sealed partial class RedisStreamStore : IStreamStore
                 // Redis went away meanwhile: so did the subscription.
             }
         }
+    }
+
+    /// <summary>Whether the stream's last entry is its end (an answer, or an error to report) at or before <paramref name="after"/>.</summary>
+    private async Task<(bool Ended, string? Error)> EndAtOrBeforeAsync(IDatabase database, string streamId, long after)
+    {
+        var last = await CallAsync(streamId, () => database.StreamRangeAsync(EventsKey(streamId), "-", "+", 1, Order.Descending));
+        if (last.Length == 0 || SeqOf(last[0]) > after)
+        {
+            return (false, null);
+        }
+
+        return (string?)last[0]["k"] switch
+        {
+            "e" => (false, null),
+            "r" => (true, null),
+            _ => (true, System.Text.Encoding.UTF8.GetString((byte[]?)last[0]["j"] ?? [])),
+        };
     }
 
     private static long SeqOf(StreamEntry entry)
