@@ -1,4 +1,5 @@
 using System.Buffers;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Proxy;
 
@@ -9,7 +10,7 @@ namespace TromAi.Gateway.Proxy;
 /// of the first. No package offers a stream over such a mix (System.IO.Pipelines and
 /// RecyclableMemoryStream each hold one buffer of their own), hence this small one.
 /// </summary>
-internal sealed class ForwardedBody : Stream
+internal sealed class ForwardedBody : ReadOnlyStream
 {
     private readonly IReadOnlyList<Part> _head;
     private readonly IAsyncEnumerable<Part>? _tail;
@@ -43,16 +44,6 @@ internal sealed class ForwardedBody : Stream
 
     /// <summary>The length, when every part is known now (it then goes upstream as Content-Length); else null (chunked).</summary>
     public long? KnownLength { get; }
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -123,21 +114,8 @@ internal sealed class ForwardedBody : Stream
         return true;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     // Kestrel and HttpClient read asynchronously; a synchronous reader would block a thread on the client's upload.
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the forwarded body asynchronously.");
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

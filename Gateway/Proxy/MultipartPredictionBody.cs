@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Proxy;
 
@@ -206,34 +207,11 @@ internal sealed class MultipartPredictionBody
     private static bool IsClientGone(IOException e) => e is Microsoft.AspNetCore.Connections.ConnectionResetException;
 
     /// <summary>A section's content stream, with the reader's errors turned into a 400 like the rest.</summary>
-    private sealed class GuardedStream(Stream section) : Stream
+    private sealed class GuardedStream(Stream section) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             await Guard(section.ReadAsync(buffer, cancellationToken).AsTask());
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the forwarded body asynchronously.");
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

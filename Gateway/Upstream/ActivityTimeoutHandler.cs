@@ -43,18 +43,8 @@ internal sealed class ActivityTimeoutHandler(IOptions<GatewayOptions> options) :
     }
 
     /// <summary>A response body whose every read must bring something within the timeout.</summary>
-    private sealed class ActivityTimeoutStream(Stream inner, CancellationTokenSource activity, TimeSpan timeout) : Stream
+    private sealed class ActivityTimeoutStream(Stream inner, CancellationTokenSource activity, TimeSpan timeout) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             activity.CancelAfter(timeout); // the silence is counted from this read on
@@ -73,20 +63,7 @@ internal sealed class ActivityTimeoutHandler(IOptions<GatewayOptions> options) :
             }
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

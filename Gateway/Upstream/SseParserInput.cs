@@ -20,7 +20,7 @@ namespace TromAi.Gateway.Upstream;
 /// </list>
 /// It leaves the body open: its owner, the HTTP response, disposes it. Not thread-safe.
 /// </summary>
-internal sealed class SseParserInput : Stream
+internal sealed class SseParserInput : ReadOnlyStream
 {
     private const byte CarriageReturn = (byte)'\r';
     private const byte LineFeed = (byte)'\n';
@@ -42,16 +42,6 @@ internal sealed class SseParserInput : Stream
 
     private static ReadOnlySpan<byte> Ending => "\n\n"u8;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     // Pooled: a token stream completes about one read per event asynchronously, and each would otherwise box this method's state.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -65,23 +55,10 @@ internal sealed class SseParserInput : Stream
         return Watch(buffer.Span, read);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override int Read(Span<byte> buffer) =>
         buffer.IsEmpty || _endingBytesWritten >= 0 ? WriteEnding(buffer) : Watch(buffer, _body.Read(buffer));
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     private int Watch(Span<byte> buffer, int read)
     {
