@@ -19,6 +19,7 @@ public sealed class ScriptedSocketIOServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly Channel<ScriptedPeer> _peers = Channel.CreateUnbounded<ScriptedPeer>();
+    private readonly System.Collections.Concurrent.ConcurrentBag<ScriptedPeer> _everyPeer = [];
 
     private ScriptedSocketIOServer(WebApplication app) => _app = app;
 
@@ -42,6 +43,7 @@ public sealed class ScriptedSocketIOServer : IAsyncDisposable
 
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
             var peer = new ScriptedPeer(socket);
+            server._everyPeer.Add(peer);
             await server._peers.Writer.WriteAsync(peer);
             await peer.Done; // the test owns the socket until it ends the peer
         });
@@ -56,7 +58,8 @@ public sealed class ScriptedSocketIOServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        while (_peers.Reader.TryRead(out var peer))
+        // Every handler returns, accepted by the test or not, so stopping does not wait out the host's shutdown timeout.
+        foreach (var peer in _everyPeer)
         {
             peer.End();
         }
