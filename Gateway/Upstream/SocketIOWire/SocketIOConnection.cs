@@ -33,7 +33,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     private static readonly byte[] DisconnectPacket = "41"u8.ToArray();
     private static readonly byte[] PongPacket = "3"u8.ToArray();
 
-    private readonly ClientWebSocket _socket = new();
+    private readonly WebSocket _socket;
     private readonly ISocketIOListener _listener;
     private readonly SocketIOConnectionOptions _options;
     private readonly SemaphoreSlim _sending = new(1, 1); // ClientWebSocket allows one send at a time
@@ -57,8 +57,9 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     private List<byte[]>? _attachments;
     private int _attachmentsExpected;
 
-    private SocketIOConnection(ISocketIOListener listener, SocketIOConnectionOptions options)
+    private SocketIOConnection(WebSocket socket, ISocketIOListener listener, SocketIOConnectionOptions options)
     {
+        _socket = socket;
         _listener = listener;
         _options = options;
     }
@@ -77,26 +78,10 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     public static async Task<SocketIOConnection> ConnectAsync(Uri baseUrl, ISocketIOListener listener, SocketIOConnectionOptions? options, CancellationToken cancellationToken)
     {
-        var connection = new SocketIOConnection(listener, options ?? new SocketIOConnectionOptions());
-        connection._options.ConfigureWebSocket?.Invoke(connection._socket.Options);
-        connection._socket.Options.CollectHttpResponseDetails = true; // a refused upgrade's status says what answered instead
+        var socket = await WebSocketHandshake.ConnectAsync(EndpointOf(baseUrl), cancellationToken);
+        var connection = new SocketIOConnection(socket, listener, options ?? new SocketIOConnectionOptions());
         try
         {
-            try
-            {
-                await connection._socket.ConnectAsync(EndpointOf(baseUrl), cancellationToken);
-            }
-            catch (WebSocketException e)
-            {
-                var status = connection._socket.HttpStatusCode;
-                throw new SocketIOClosedException($"the WebSocket to {baseUrl} did not open: {e.Message}", e)
-                {
-                    UpgradeStatus = status is 0 or HttpStatusCode.SwitchingProtocols ? null : status,
-                };
-            }
-
-            connection._socket.HttpResponseHeaders = null; // kept for the connection's life otherwise
-
             // Not Task.Run: the loop runs here up to its first read, and from then on where each read completes.
             connection._receiving = connection.ReceiveAsync();
             await connection._connected.Task.WaitAsync(cancellationToken);

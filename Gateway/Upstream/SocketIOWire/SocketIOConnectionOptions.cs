@@ -1,13 +1,8 @@
-using System.Net.WebSockets;
-
 namespace TromAi.Gateway.Upstream.SocketIOWire;
 
 internal sealed class SocketIOConnectionOptions
 {
     public TimeProvider Time { get; init; } = TimeProvider.System;
-
-    /// <summary>Headers, proxy, keep-alive of the WebSocket, set before it connects.</summary>
-    public Action<ClientWebSocketOptions>? ConfigureWebSocket { get; init; }
 
     /// <summary>
     /// The largest WebSocket message accepted (a frame, or one binary attachment); a larger one ends the
