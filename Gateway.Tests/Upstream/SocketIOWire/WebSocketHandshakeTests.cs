@@ -1,6 +1,10 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using TromAi.Gateway.Upstream.SocketIOWire;
 
@@ -108,6 +112,28 @@ public sealed class WebSocketHandshakeTests : IDisposable
         Assert.Contains("closed the connection before answering", closed.Message, StringComparison.Ordinal);
         Assert.IsType<SocketException>(refused.InnerException);
         Assert.Null(refused.UpgradeStatus);
+    }
+
+    [Fact]
+    public async Task A_wss_endpoint_is_spoken_to_over_tls_and_an_untrusted_certificate_is_refused()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        var endpoint = new Uri($"wss://127.0.0.1:{((IPEndPoint)_server.LocalEndpoint).Port}/socket.io/?EIO=4&transport=websocket");
+
+        var connecting = WebSocketHandshake.ConnectAsync(endpoint, CancellationToken.None);
+        using var peer = await _server.AcceptTcpClientAsync().WaitAsync(Timeout);
+        await using var tls = new SslStream(peer.GetStream());
+        var serving = tls.AuthenticateAsServerAsync(certificate);
+        var error = await Assert.ThrowsAsync<SocketIOClosedException>(() => connecting.WaitAsync(Timeout));
+
+        // The client spoke TLS (a plain GET would have ended in the server failing its side and closing, not in a
+        // certificate refusal) and refused the self-signed certificate, as ClientWebSocket did. Whether the server's
+        // side completes before that depends on the TLS version, so only its end is awaited.
+        await Task.WhenAny(serving, Task.Delay(Timeout));
+        Assert.IsType<AuthenticationException>(error.InnerException);
+        Assert.Contains("did not open", error.Message, StringComparison.Ordinal);
     }
 
     private static async Task<string> ReadHeadAsync(NetworkStream stream)
