@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Globalization;
-using System.Net;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -36,7 +35,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     private readonly WebSocket _socket;
     private readonly ISocketIOListener _listener;
     private readonly SocketIOConnectionOptions _options;
-    private readonly SemaphoreSlim _sending = new(1, 1); // ClientWebSocket allows one send at a time
+    private readonly SemaphoreSlim _sending = new(1, 1); // a WebSocket takes one send at a time
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<string> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _ending = new(); // cancelled by End: wakes a listener's wait for room

@@ -57,31 +57,24 @@ internal static class WebSocketHandshake
 
             return WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception e)
         {
-            await CloseAsync(socket, stream);
-            throw e as SocketIOClosedException ?? new SocketIOClosedException($"the WebSocket to {endpoint} did not open: {e.Message}", e);
-        }
-        catch
-        {
-            await CloseAsync(socket, stream);
-            throw;
-        }
-    }
+            if (stream is not null)
+            {
+                await stream.DisposeAsync(); // and the socket it owns
+            }
 
-    private static async ValueTask CloseAsync(Socket socket, Stream? stream)
-    {
-        if (stream is null)
-        {
             socket.Dispose();
-        }
-        else
-        {
-            await stream.DisposeAsync();
+            if (e is SocketIOClosedException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+            {
+                throw;
+            }
+
+            throw new SocketIOClosedException($"the WebSocket to {endpoint} did not open: {e.Message}", e);
         }
     }
 
-    internal static byte[] Request(Uri endpoint, string key) => Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
+    private static byte[] Request(Uri endpoint, string key) => Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
         $"GET {endpoint.PathAndQuery} HTTP/1.1\r\nHost: {endpoint.GetComponents(UriComponents.Host | UriComponents.Port, UriFormat.UriEscaped)}\r\n" +
         $"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
 
@@ -127,7 +120,7 @@ internal static class WebSocketHandshake
     }
 
     /// <summary>RFC 6455, 4.1: a 101 that switches to websocket and proves it read this request's key; no extension or subprotocol was asked for.</summary>
-    internal static void Check(string head, Uri endpoint, string key)
+    private static void Check(string head, Uri endpoint, string key)
     {
         var lines = head.Split("\r\n");
         var status = lines[0].Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
