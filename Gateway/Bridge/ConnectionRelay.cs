@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
@@ -31,6 +30,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     // an event from a producer that cannot wait (the polling transport) counts as an overflow.
     private const int MarkerAllowance = 64;
 
+    // A queue that grew past this in a burst is given back once it has drained.
+    private const int ShrinkAbove = 64;
+
     private readonly ConnectionContext _connection;
     private readonly HubLifetimeManager<PredictionHub> _clients;
     private readonly GatewayMetrics _metrics;
@@ -38,20 +40,23 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     private readonly ILogger _logger;
     private readonly int _maxBacklog;
     private readonly TimeSpan _slowClientTimeout;
-    // Synchronous continuations: a pump waiting for work runs on the thread that queued the item (the
-    // upstream receive loop, for an event) instead of being handed to the thread pool, one hop less per
-    // event. Nothing queues under a lock, and the pump only takes what it needs from that thread up to its
-    // first wait (the client's send, usually completing at once), so the producer is not held up longer
-    // than sending itself takes. Measured in Gateway.Bench's latency row: thread-pool work items per event.
-    private readonly Channel<RelayItem> _queue = Channel.CreateUnbounded<RelayItem>(
-        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
-    private readonly TaskCompletionSource _connectionClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // The items waiting for the pump, in order, and the pump's state; all under lock (_items). Not a
+    // Channel: the pump runs only while something waits, on the thread that queued the first of it (the
+    // upstream receive loop, for an event: no thread-pool hop), so an idle connection holds neither a
+    // parked reader nor a queue segment. A Channel's first 32-slot segment, its reader and the parked
+    // pump were 2.2 KB of an idle session's 31 KB in a heap dump of 2,000 (Gateway.Bench/RESULTS.md).
+    // Nothing queues under a lock, so the pump's first send, which usually completes at once, does not
+    // run under someone else's.
+    private readonly Queue<RelayItem> _items = new();
+    private bool _started;
+    private bool _pumping;
+    private bool _stopped;
+    private TaskCompletionSource? _pumpEnded;
     private readonly CancellationToken _closed;
     private readonly CancellationTokenSource _stopping = new();
     private int _depth;
     private TaskCompletionSource? _room;
     private int _closing;
-    private Task _pump = Task.CompletedTask;
 
     // The pump's alone: where upstream events go while a Predict runs.
     private PredictionCapture? _capture;
@@ -69,7 +74,6 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
         _maxBacklog = options.MaxBacklog;
         _slowClientTimeout = options.SlowClientTimeout;
         _closed = connection.ConnectionClosed; // read once: the connection's own token source goes away with it
-        connection.ConnectionClosed.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), _connectionClosed);
     }
 
     private bool Closing => Volatile.Read(ref _closing) != 0;
@@ -209,7 +213,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// </summary>
     public async Task CloseAsync(string name, object notice, TimeSpan timeout)
     {
-        if (_connectionClosed.Task.IsCompleted)
+        if (_closed.IsCancellationRequested)
         {
             return; // ended on its own meanwhile
         }
@@ -226,10 +230,13 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
             // The client does not read; it gets the close without the notice.
         }
 
+        // Watched only here, while draining: a completion held for every connection's life costs each one.
+        var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
+            using var watching = _closed.Register(static state => ((TaskCompletionSource)state!).TrySetResult(), closed);
             _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
-            await _connectionClosed.Task.WaitAsync(timeout, _time);
+            await closed.Task.WaitAsync(timeout, _time);
         }
         catch (ObjectDisposedException)
         {
@@ -242,26 +249,59 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     }
 
     /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
-    public void Start() => _pump = PumpAsync();
+    public void Start()
+    {
+        lock (_items)
+        {
+            _started = true;
+            if (!TakePump())
+            {
+                return;
+            }
+        }
+
+        _ = PumpAsync();
+    }
 
     /// <summary>Stops sending once the connection has ended; whatever is still queued has nowhere to go.</summary>
     public async Task StopAsync()
     {
+        Task? pump = null;
+        lock (_items)
+        {
+            _stopped = true;
+            if (_pumping)
+            {
+                _pumpEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                pump = _pumpEnded.Task;
+            }
+        }
+
         Interlocked.Exchange(ref _closing, 1);
-        _queue.Writer.TryComplete();
         Interlocked.Exchange(ref _room, null)?.TrySetResult(); // a waiting receive loop goes on, to be closed with its session
         await _stopping.CancelAsync(); // a capture nobody reads any more must not hold the pump
-        await _pump;
-        var left = 0;
-        while (_queue.Reader.TryRead(out var item))
+        if (pump is not null)
         {
-            left++;
+            await pump;
+        }
+
+        // No pump runs any more, nor will one start: what it held and what is still queued is ours now.
+        AbandonHeld();
+        RelayItem[] left;
+        lock (_items)
+        {
+            left = _items.ToArray();
+            _items.Clear();
+        }
+
+        foreach (var item in left)
+        {
             Discard(item);
         }
 
-        if (left > 0)
+        if (left.Length > 0)
         {
-            _metrics.Dequeued(left); // they leave the queue unsent: the depth must not keep them
+            _metrics.Dequeued(left.Length); // they leave the queue unsent: the depth must not keep them
         }
     }
 
@@ -271,15 +311,37 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// <summary>False when the relay no longer takes anything (the connection is closing).</summary>
     private bool Enqueue(RelayItem item)
     {
-        Interlocked.Increment(ref _depth);
-        if (_queue.Writer.TryWrite(item with { EnqueuedAt = Stopwatch.GetTimestamp() }))
+        lock (_items)
         {
+            if (_stopped)
+            {
+                return false;
+            }
+
+            _items.Enqueue(item with { EnqueuedAt = Stopwatch.GetTimestamp() });
+            Interlocked.Increment(ref _depth);
             _metrics.Enqueued();
-            return true;
+            if (!TakePump())
+            {
+                return true;
+            }
         }
 
-        Interlocked.Decrement(ref _depth);
-        return false;
+        // This thread becomes the pump until the queue is empty (or a send has to wait).
+        _ = PumpAsync();
+        return true;
+    }
+
+    /// <summary>Under the lock: true when the caller is to start the pump, which then sends everything queued.</summary>
+    private bool TakePump()
+    {
+        if (_pumping || !_started || _stopped || _items.Count == 0)
+        {
+            return false;
+        }
+
+        _pumping = true;
+        return true;
     }
 
     /// <summary>
@@ -300,21 +362,23 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
         _connection.Abort(new ConnectionAbortedException(message));
     }
 
+    /// <summary>
+    /// Sends what is queued, in order, until nothing is left; started by whoever queued into an empty
+    /// queue (<see cref="TakePump"/>), so exactly one runs at a time. A send that fails ends the relay:
+    /// it takes nothing more, and what it held is abandoned.
+    /// </summary>
     private async Task PumpAsync()
     {
-        var reader = _queue.Reader;
         var stopping = _stopping.Token;
         try
         {
-            // Until the relay is stopped, which is after the connection has ended and no prediction holds it any more.
-            while (await reader.WaitToReadAsync(CancellationToken.None))
+            while (TryTakeNext(out var item))
             {
-                while (reader.TryRead(out var item))
-                {
-                    Dequeued();
-                    await HandleAsync(item, stopping);
-                }
+                Dequeued();
+                await HandleAsync(item, stopping);
             }
+
+            return;
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
@@ -325,17 +389,54 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
             Log.SendFailed(_logger, _connection.ConnectionId, e);
             _connection.Abort(new ConnectionAbortedException("The gateway could not relay an event.", e));
         }
-        finally
+
+        AbandonHeld();
+        TaskCompletionSource? waiting;
+        lock (_items)
         {
-            _capture?.Abandon(); // its reader must not wait for an end marker that will not come
-            _capture = null;
-            foreach (var recording in _recordings)
+            _stopped = true;
+            _pumping = false;
+            waiting = _pumpEnded;
+        }
+
+        waiting?.TrySetResult();
+    }
+
+    /// <summary>The next item for the pump; false, with the pump given up, when the queue is empty.</summary>
+    private bool TryTakeNext(out RelayItem item)
+    {
+        TaskCompletionSource? waiting;
+        lock (_items)
+        {
+            if (_items.TryDequeue(out item))
             {
-                recording.Abandon();
+                return true;
             }
 
-            _recordings.Clear();
+            _pumping = false;
+            if (_items.Capacity > ShrinkAbove)
+            {
+                _items.TrimExcess(); // a burst's backlog is not kept for the connection's life
+            }
+
+            waiting = _pumpEnded;
         }
+
+        waiting?.TrySetResult();
+        return false;
+    }
+
+    /// <summary>By the pump as it ends for good, or once it has: a capture's reader and a recording must not wait for a marker that will not come.</summary>
+    private void AbandonHeld()
+    {
+        _capture?.Abandon();
+        _capture = null;
+        foreach (var recording in _recordings)
+        {
+            recording.Abandon();
+        }
+
+        _recordings.Clear();
     }
 
     private async ValueTask HandleAsync(RelayItem item, CancellationToken stopping)

@@ -12,23 +12,25 @@ namespace TromAi.Gateway.Security;
 /// </summary>
 internal sealed partial class RequestLimitsMiddleware(RequestDelegate next, RequestLimits limits, GatewayMetrics metrics, ILogger<RequestLimitsMiddleware> logger)
 {
-    public async Task InvokeAsync(HttpContext context)
+    // Not async itself: a hub connection's request stays in the middleware for the connection's life,
+    // and one state machine held per connection (HubRequestAsync's) is enough.
+    public Task InvokeAsync(HttpContext context)
     {
         // Routing has run: what the request is comes from the endpoint it matched, in whatever spelling.
         var kind = RoutedRequest.KindOf(context);
         if (kind == RoutedRequest.Kind.Probe)
         {
-            await next(context); // probes are never limited: a full instance is still alive
-            return;
+            return next(context); // probes are never limited: a full instance is still alive
         }
 
         var ip = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (kind is RoutedRequest.Kind.Negotiate or RoutedRequest.Kind.HubTransport)
-        {
-            await HubRequestAsync(context, kind, ip);
-            return;
-        }
+        return kind is RoutedRequest.Kind.Negotiate or RoutedRequest.Kind.HubTransport
+            ? HubRequestAsync(context, kind, ip)
+            : RequestAsync(context, ip);
+    }
 
+    private async Task RequestAsync(HttpContext context, string ip)
+    {
         using var lease = limits.Requests.AttemptAcquire(ip);
         if (!lease.IsAcquired)
         {

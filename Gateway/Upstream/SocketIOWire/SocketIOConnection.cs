@@ -78,7 +78,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
     public static async Task<SocketIOConnection> ConnectAsync(Uri baseUrl, ISocketIOListener listener, SocketIOConnectionOptions? options, CancellationToken cancellationToken)
     {
         var socket = await WebSocketHandshake.ConnectAsync(EndpointOf(baseUrl), cancellationToken);
-        var connection = new SocketIOConnection(socket, listener, options ?? new SocketIOConnectionOptions());
+        var connection = new SocketIOConnection(socket, listener, options ?? SocketIOConnectionOptions.Default);
         try
         {
             // Not Task.Run: the loop runs here up to its first read, and from then on where each read completes.

@@ -2,6 +2,9 @@ namespace TromAi.Gateway.Upstream.SocketIOWire;
 
 internal sealed class SocketIOConnectionOptions
 {
+    /// <summary>The defaults, shared: the options are read-only once built.</summary>
+    public static SocketIOConnectionOptions Default { get; } = new();
+
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>
