@@ -1,5 +1,7 @@
 using TromAi.Gateway;
 
+GatewayProcess.Tune(); // first: the runtime reads these settings once, early
+
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddTromAiGateway(builder.Configuration);
 builder.Services.AddTromAiGracefulShutdown();
