@@ -1,6 +1,6 @@
 using TromAi.Gateway;
 
-GatewayProcess.Tune(); // first: the runtime reads these settings once, early
+RuntimeTuning.Apply(); // first: the runtime reads these settings once, early
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Services.AddTromAiGateway(builder.Configuration);

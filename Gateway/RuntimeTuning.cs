@@ -1,7 +1,7 @@
 namespace TromAi.Gateway;
 
 /// <summary>Process-wide runtime settings, applied by <c>Program</c> before anything else runs.</summary>
-public static class GatewayProcess
+public static class RuntimeTuning
 {
     /// <summary>The runtime's own variable: how many arrays of one size the shared <c>ArrayPool</c> keeps per core (32 unless set).</summary>
     internal const string ArraysPerPartitionVariable = "DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION";
@@ -23,7 +23,7 @@ public static class GatewayProcess
     /// (Gateway.Bench/RESULTS.md, "the shared pool"). It keeps at most 256 arrays of each size per core,
     /// 2 MB for the 4 KB size on two cores, and the runtime trims arrays that go unused.
     /// </remarks>
-    public static void Tune()
+    public static void Apply()
     {
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ArraysPerPartitionVariable)))
         {
