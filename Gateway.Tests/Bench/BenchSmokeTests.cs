@@ -86,16 +86,18 @@ public sealed class BenchSmokeTests
     }
 
     [Fact]
-    public async Task Connect_reports_connect_to_ready_on_both_paths_and_every_connect_succeeds()
+    public async Task Connect_reports_connect_to_ready_on_both_paths_after_its_warm_up_and_every_connect_succeeds()
     {
-        var result = await RunAsync("connect", "--rate", "20", "--duration", "1");
+        var result = await RunAsync("connect", "--rate", "20", "--duration", "1", "--warmup", "0.5");
 
+        Assert.Equal(10, result.GetProperty("warmupConnects").GetInt32());
         foreach (var path in new[] { "direct", "bridged" })
         {
             Assert.Equal(0, result.GetProperty(path).GetProperty("failures").GetInt32());
             var connect = result.GetProperty(path).GetProperty("connectMs");
             Assert.Equal(20, connect.GetProperty("samples").GetInt32());
             Assert.Equal(JsonValueKind.Number, connect.GetProperty("p99").ValueKind);
+            Assert.Equal(10, result.GetProperty(path).GetProperty("warmupConnectMs").GetProperty("samples").GetInt32());
         }
     }
 
