@@ -16,8 +16,8 @@ internal sealed record BenchOptions
                               connect: connects/s (50); memory: tokens/s per session while streaming (1)
           --duration S        measured seconds (latency 20, throughput 5 per step, connect 10, memory 15 streaming, reader 10 per run,
                               capacity 10 per step)
-          --warmup S          seconds of streaming on each path before measuring (latency 3, throughput 3, reader 3);
-                      connect: seconds of untimed connects at the rate first (10)
+          --warmup S          seconds of streaming on each path before measuring (latency 15, throughput 15, reader 3);
+                      connect: seconds of untimed connects at the rate first (15)
           --max-rate X        throughput: stop raising at this aggregate events/s (1000000)
           --p99-limit MS      throughput: a step fails when p99 passes this (100)
           --refine N          throughput: bisection steps after the first failing rate (2)

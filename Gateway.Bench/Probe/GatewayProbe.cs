@@ -17,7 +17,9 @@ internal sealed record ManagedHeapSample(
     int ThreadPoolThreads,
     bool ServerGc,
     long ThreadPoolWorkItems,
-    long LockContentions);
+    long LockContentions,
+    long MethodsCompiled,
+    double JitMs);
 
 /// <summary>The bench's end of <see cref="GatewayProbeServer"/>: one request per connection.</summary>
 internal sealed class GatewayProbe(string socketPath)
@@ -45,6 +47,8 @@ internal sealed class GatewayProbe(string socketPath)
             root.GetProperty("threadPoolThreads").GetInt32(),
             root.GetProperty("serverGc").GetBoolean(),
             root.GetProperty("threadPoolWorkItems").GetInt64(),
-            root.GetProperty("lockContentions").GetInt64());
+            root.GetProperty("lockContentions").GetInt64(),
+            root.GetProperty("methodsCompiled").GetInt64(),
+            root.GetProperty("jitMs").GetDouble());
     }
 }

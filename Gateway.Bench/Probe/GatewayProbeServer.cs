@@ -90,6 +90,8 @@ internal static class GatewayProbeServer
             json.WriteNumber("threadPoolThreads", ThreadPool.ThreadCount);
             json.WriteNumber("threadPoolWorkItems", ThreadPool.CompletedWorkItemCount);
             json.WriteNumber("lockContentions", Monitor.LockContentionCount);
+            json.WriteNumber("methodsCompiled", System.Runtime.JitInfo.GetCompiledMethodCount());
+            json.WriteNumber("jitMs", System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds);
             json.WriteBoolean("serverGc", GCSettings.IsServerGC);
             json.WriteEndObject();
         }

@@ -22,7 +22,7 @@ internal static class ConnectScenario
         var rate = options.Rate ?? 50;
         var duration = options.Duration ?? 10;
         var count = Math.Max(1, (int)Math.Round(rate * duration));
-        var warmup = Math.Max(1, (int)Math.Round(rate * (options.Warmup ?? 10)));
+        var warmup = Math.Max(1, (int)Math.Round(rate * (options.Warmup ?? MeasuredStreams.GatewayWarmupSeconds)));
 
         var direct = await MeasureAsync(environment, BenchPath.Direct, rate, warmup, count, cancellationToken);
         var bridged = await MeasureAsync(environment, BenchPath.Bridged, rate, warmup, count, cancellationToken);
@@ -51,9 +51,7 @@ internal static class ConnectScenario
 
     private static async Task<Measurement> MeasureAsync(BenchEnvironment environment, BenchPath path, double rate, int warmupCount, int count, CancellationToken cancellationToken)
     {
-        // Untimed first, at the same rate: a gateway that has just started compiles its connect path for seconds
-        // (tiered compilation recompiles what is hot, with profiling in between). In the first 15 s of a 50/s run the
-        // JIT compiled 5,603 methods and took 42 % of the gateway's CPU (RESULTS.md, 2026-12-02 14:40). The warm-up's
+        // Untimed first, at the same rate, for the reason MeasuredStreams.GatewayWarmupSeconds gives. The warm-up's
         // figures are reported beside the measured ones: that is what the first connects after a restart see. They stay
         // open, as the measured ones do: closing hundreds at once would have the gateway closing their upstream sockets
         // while the measured connects arrive.

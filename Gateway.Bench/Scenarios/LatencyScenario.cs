@@ -20,7 +20,7 @@ internal static class LatencyScenario
         var sessions = options.Sessions ?? 200;
         var rate = options.Rate ?? 50;
         var duration = options.Duration ?? 20;
-        var warmup = options.Warmup ?? 3;
+        var warmup = options.Warmup ?? MeasuredStreams.GatewayWarmupSeconds;
         var plan = new StreamPlan(
             TokensPerStream: (int)Math.Ceiling(rate * duration),
             TokensPerSecond: rate,

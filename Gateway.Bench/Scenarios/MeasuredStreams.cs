@@ -35,8 +35,17 @@ internal sealed record MeasuredStreams(
     public double GatewayBytesPerEvent => GatewayAllocatedBytes is { } bytes && Outcome.Events > 0 ? (double)bytes / Outcome.Events : double.NaN;
 
     /// <summary>
-    /// The same streams for a few seconds, not measured: the gateway's code reaches its optimised (tier-1) JIT
-    /// form and connection pools fill, so a measurement is of the steady state, not of start-up.
+    /// How long the gateway scenarios warm each path up by default. A gateway that has just started compiles its
+    /// hot code for many seconds (tiered compilation: quick code first, then instrumented, then optimised): in the
+    /// first 15 s of a connect run at 50/s the JIT compiled 5,603 methods and took 42 % of the gateway's CPU, and
+    /// after 3 s of streaming the bridged path held no throughput step at all where after 15 s it held 10k events/s
+    /// (RESULTS.md, 2026-12-02 15:00). <c>gatewayMethodsCompiled</c> in each row says how warm the measured window was.
+    /// </summary>
+    public const double GatewayWarmupSeconds = 15;
+
+    /// <summary>
+    /// The same streams for a while, not measured (<see cref="GatewayWarmupSeconds"/>): the gateway's code reaches its
+    /// optimised JIT form and connection pools fill, so a measurement is of the steady state, not of start-up.
     /// </summary>
     public static async Task WarmUpAsync(
         BenchEnvironment environment,
@@ -80,6 +89,12 @@ internal sealed record MeasuredStreams(
         json["gatewayCpuSecondsPerMillionEvents"] = LatencySummary.Round(GatewayCpuSecondsPerMillionEvents);
         json["gatewayAllocatedBytesPerEvent"] = LatencySummary.Round(GatewayBytesPerEvent);
         json["gatewayWorkItemsPerEvent"] = LatencySummary.Round(GatewayWorkItemsPerEvent);
+        if (GatewayHeapBefore is { } compiledBefore && GatewayHeapAfter is { } compiledAfter)
+        {
+            json["gatewayMethodsCompiled"] = compiledAfter.MethodsCompiled - compiledBefore.MethodsCompiled;
+            json["gatewayJitMs"] = Math.Round(compiledAfter.JitMs - compiledBefore.JitMs, 1);
+        }
+
         json["gatewayGcs"] = GatewayHeapBefore is { } before && GatewayHeapAfter is { } after
             ? new JsonObject
             {

@@ -29,7 +29,7 @@ internal static class ThroughputScenario
             FirstRate: options.Rate ?? 5000,
             MaxRate: options.MaxRate,
             StepSeconds: options.Duration ?? 5,
-            WarmupSeconds: options.Warmup ?? 3,
+            WarmupSeconds: options.Warmup ?? MeasuredStreams.GatewayWarmupSeconds,
             P99LimitMs: options.P99LimitMs,
             Refinements: options.Refine);
 
