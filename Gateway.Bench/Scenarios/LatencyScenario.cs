@@ -20,7 +20,7 @@ internal static class LatencyScenario
         var sessions = options.Sessions ?? 200;
         var rate = options.Rate ?? 50;
         var duration = options.Duration ?? 20;
-        var warmup = options.Warmup ?? MeasuredStreams.GatewayWarmupSeconds;
+        var warmup = options.Warmup; // null: until the JIT has settled
         var plan = new StreamPlan(
             TokensPerStream: (int)Math.Ceiling(rate * duration),
             TokensPerSecond: rate,
@@ -37,7 +37,7 @@ internal static class LatencyScenario
 
         return new ScenarioResult(
             "latency",
-            Invariant($"{sessions} sessions × {rate:0.##} tok/s per path, {duration:0.##} s (+{warmup:0.##} s warm-up)"),
+            Invariant($"{sessions} sessions × {rate:0.##} tok/s per path, {duration:0.##} s (after {direct.WarmupSeconds:0.#} s · {bridged.WarmupSeconds:0.#} s of warm-up)"),
             Invariant($"p50 {Ms(d.P50)} · p90 {Ms(d.P90)} · p99 {Ms(d.P99)} · max {Ms(d.Max)} ms; {direct.Outcome.Integrity}"),
             Invariant($"p50 {Ms(b.P50)} · p90 {Ms(b.P90)} · p99 {Ms(b.P99)} · max {Ms(b.Max)} ms; {bridged.Outcome.Integrity}; gateway {Ms(bridged.GatewayCpuSecondsPerMillionEvents)} CPU-s/M events, {bridged.GatewayWorkItemsPerEvent:0.##} thread-pool work items/event"),
             Invariant($"{SignedMs(added.P50)} · {SignedMs(added.P90)} · {SignedMs(added.P99)} · {SignedMs(added.Max)} ms"),
@@ -48,7 +48,6 @@ internal static class LatencyScenario
                 ["sessions"] = sessions,
                 ["tokensPerSecond"] = rate,
                 ["durationS"] = duration,
-                ["warmupS"] = warmup,
                 ["direct"] = direct.ToJson(),
                 ["bridged"] = bridged.ToJson(),
                 ["addedMs"] = added.ToJson(),
@@ -62,16 +61,16 @@ internal static class LatencyScenario
         BenchPath path,
         int sessionCount,
         StreamPlan plan,
-        double warmupSeconds,
+        double? warmupSeconds,
         CancellationToken cancellationToken)
     {
         environment.Log.WriteLine($"# latency/{path}: connecting {sessionCount} sessions");
         var sessions = await environment.ConnectManyAsync(path, sessionCount, concurrency: 32, cancellationToken);
         try
         {
-            await MeasuredStreams.WarmUpAsync(environment, path, sessions, plan, warmupSeconds, cancellationToken);
+            var warmedUp = await MeasuredStreams.WarmUpAsync(environment, path, sessions, plan, warmupSeconds, cancellationToken);
             environment.Log.WriteLine($"# latency/{path}: {sessionCount} streams × {plan.TokensPerStream} tokens at {plan.TokensPerSecond} tok/s");
-            var measured = await MeasuredStreams.RunAsync(environment, path, sessions, plan, cancellationToken);
+            var measured = await MeasuredStreams.RunAsync(environment, path, sessions, plan, cancellationToken) with { WarmupSeconds = warmedUp };
             environment.Log.WriteLine($"# latency/{path}: {measured.ToJson().ToJsonString()}");
             return measured;
         }

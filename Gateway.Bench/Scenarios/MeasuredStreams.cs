@@ -34,35 +34,27 @@ internal sealed record MeasuredStreams(
 
     public double GatewayBytesPerEvent => GatewayAllocatedBytes is { } bytes && Outcome.Events > 0 ? (double)bytes / Outcome.Events : double.NaN;
 
-    /// <summary>
-    /// How long the gateway scenarios warm each path up by default. A gateway that has just started compiles its
-    /// hot code for many seconds (tiered compilation: quick code first, then instrumented, then optimised): in the
-    /// first 15 s of a connect run at 50/s the JIT compiled 5,603 methods and took 42 % of the gateway's CPU, and
-    /// after 3 s of streaming the bridged path held no throughput step at all where after 15 s it held 10k events/s
-    /// (RESULTS.md, 2026-12-02 15:00). <c>gatewayMethodsCompiled</c> in each row says how warm the measured window was.
-    /// </summary>
-    public const double GatewayWarmupSeconds = 15;
+    /// <summary>The seconds of unmeasured streaming before this run (<see cref="WarmUpAsync"/>).</summary>
+    public double WarmupSeconds { get; init; }
 
     /// <summary>
-    /// The same streams for a while, not measured (<see cref="GatewayWarmupSeconds"/>): the gateway's code reaches its
-    /// optimised JIT form and connection pools fill, so a measurement is of the steady state, not of start-up.
+    /// The same streams, not measured, for <paramref name="seconds"/> or until the JIT has settled (<see cref="WarmUp"/>):
+    /// the gateway's code reaches its optimised form and connection pools fill, so a measurement is of the steady
+    /// state, not of start-up.
     /// </summary>
-    public static async Task WarmUpAsync(
+    /// <returns>The seconds it took.</returns>
+    public static Task<double> WarmUpAsync(
         BenchEnvironment environment,
         BenchPath path,
         IReadOnlyList<BenchSession> sessions,
         StreamPlan plan,
-        double seconds,
-        CancellationToken cancellationToken)
-    {
-        if (seconds <= 0)
+        double? seconds,
+        CancellationToken cancellationToken) =>
+        WarmUp.RunAsync(environment, path.ToString(), seconds, async lasting =>
         {
-            return;
-        }
-
-        var outcome = await StreamRunner.RunOnePerSessionAsync(environment.PredictionsFor(path), sessions, plan.Lasting(seconds), cancellationToken);
-        environment.Log.WriteLine($"# {path} warm-up, {seconds:0.#} s: {outcome.Integrity}");
-    }
+            var outcome = await StreamRunner.RunOnePerSessionAsync(environment.PredictionsFor(path), sessions, plan.Lasting(lasting), cancellationToken);
+            environment.Log.WriteLine($"# {path} warm-up round, {lasting:0.#} s: {outcome.Integrity}");
+        }, cancellationToken);
 
     public static async Task<MeasuredStreams> RunAsync(
         BenchEnvironment environment,
@@ -113,6 +105,7 @@ internal sealed record MeasuredStreams(
     public JsonObject ToJson()
     {
         var json = Outcome.ToJson();
+        json["warmupS"] = WarmupSeconds;
         json["cpu"] = CpuJson();
         return json;
     }

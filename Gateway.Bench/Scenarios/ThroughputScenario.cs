@@ -29,7 +29,7 @@ internal static class ThroughputScenario
             FirstRate: options.Rate ?? 5000,
             MaxRate: options.MaxRate,
             StepSeconds: options.Duration ?? 5,
-            WarmupSeconds: options.Warmup ?? MeasuredStreams.GatewayWarmupSeconds,
+            WarmupSeconds: options.Warmup, // null: until the JIT has settled
             P99LimitMs: options.P99LimitMs,
             Refinements: options.Refine);
 
@@ -40,7 +40,7 @@ internal static class ThroughputScenario
         var intact = direct.IntactBelowLimit && bridged.IntactBelowLimit;
         return new ScenarioResult(
             "throughput",
-            Invariant($"{settings.Sessions} sessions per path, {settings.StepSeconds:0.##} s steps ×2 from {Count(settings.FirstRate)} events/s, then {settings.Refinements} bisections; a step holds with 0 lost/dup/reordered, p99 ≤ {settings.P99LimitMs:0} ms, streams done within {ScheduleSlack:0%} of schedule"),
+            Invariant($"{settings.Sessions} sessions per path, warmed up {direct.WarmupSeconds:0.#} s · {bridged.WarmupSeconds:0.#} s; {settings.StepSeconds:0.##} s steps ×2 from {Count(settings.FirstRate)} events/s, then {settings.Refinements} bisections; a step holds with 0 lost/dup/reordered, p99 ≤ {settings.P99LimitMs:0} ms, streams done within {ScheduleSlack:0%} of schedule"),
             direct.Describe(),
             bridged.Describe(),
             Invariant($"ratio {Ratio(ratio)}"),
@@ -66,7 +66,7 @@ internal static class ThroughputScenario
         var sessions = await environment.ConnectManyAsync(path, settings.Sessions, concurrency: 32, cancellationToken);
         try
         {
-            await MeasuredStreams.WarmUpAsync(environment, path, sessions, Plan(settings, settings.FirstRate), settings.WarmupSeconds, cancellationToken);
+            search.WarmupSeconds = await MeasuredStreams.WarmUpAsync(environment, path, sessions, Plan(settings, settings.FirstRate), settings.WarmupSeconds, cancellationToken);
             for (var rate = settings.FirstRate; rate <= settings.MaxRate && search.FirstFailure is null; rate *= 2)
             {
                 sessions = await RunStepAsync(environment, path, sessions, settings, rate, search, cancellationToken);
@@ -128,7 +128,7 @@ internal static class ThroughputScenario
             DrainTimeout: TimeSpan.FromSeconds(Math.Max(10, 2 * settings.StepSeconds)));
     }
 
-    private sealed record Settings(int Sessions, double FirstRate, double MaxRate, double StepSeconds, double WarmupSeconds, double P99LimitMs, int Refinements);
+    private sealed record Settings(int Sessions, double FirstRate, double MaxRate, double StepSeconds, double? WarmupSeconds, double P99LimitMs, int Refinements);
 
     private sealed record Step(double Rate, MeasuredStreams Measured, bool OnSchedule, bool Held)
     {
@@ -148,6 +148,9 @@ internal static class ThroughputScenario
     private sealed class Search(BenchPath path)
     {
         private readonly List<Step> _steps = [];
+
+        /// <summary>The seconds of unmeasured streaming before the first step.</summary>
+        public double WarmupSeconds { get; set; }
 
         /// <summary>The highest rate that held.</summary>
         public Step? Best { get; private set; }
@@ -245,6 +248,7 @@ internal static class ThroughputScenario
             return new JsonObject
             {
                 ["path"] = path.ToString(),
+                ["warmupS"] = WarmupSeconds,
                 ["sustainedEventsPerS"] = Best is null ? null : Math.Round(Best.AchievedRate),
                 ["sustainedOfferedEventsPerS"] = Best is null ? null : Math.Round(Best.Rate),
                 ["firstFailingEventsPerS"] = FirstFailure is null ? null : Math.Round(FirstFailure.Rate),

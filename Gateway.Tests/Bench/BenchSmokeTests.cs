@@ -92,7 +92,6 @@ public sealed class BenchSmokeTests
     {
         var result = await RunAsync("connect", "--rate", "20", "--duration", "1", "--warmup", "0.5");
 
-        Assert.Equal(10, result.GetProperty("warmupConnects").GetInt32());
         foreach (var path in new[] { "direct", "bridged" })
         {
             Assert.Equal(0, result.GetProperty(path).GetProperty("failures").GetInt32());
