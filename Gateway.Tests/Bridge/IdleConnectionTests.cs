@@ -1,5 +1,8 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using TromAi.Gateway.Tests.Fixtures;
+using TromAi.Gateway.Tests.Infrastructure;
 
 namespace TromAi.Gateway.Tests.Bridge;
 
@@ -52,6 +55,54 @@ public sealed class IdleConnectionTests
 
         await client.SendAsync("""{"type":1,"invocationId":"1","target":"GetSocketIOClientId","arguments":[]}""");
         Assert.StartsWith("gw-", await ResultOfAsync(client, "1"));
+    }
+
+    [Fact]
+    public async Task A_MessagePack_client_that_only_pings_stays_connected_past_the_idle_timeout()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            ["Gateway:Relay:IdleTimeout"] = "00:00:02",
+        });
+        await using var client = HubClients.Create(gateway.HubUrl, hub => hub.AddMessagePackProtocol());
+        client.KeepAliveInterval = TimeSpan.FromMilliseconds(100); // twenty pings per idle timeout, for a loaded machine
+        var closed = ClosedOf(client);
+        await client.StartAsync();
+
+        // Three idle timeouts with nothing but the client's own pings, which MessagePack frames by length, not by a separator.
+        var first = await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(6)));
+        Assert.NotSame(closed, first);
+        Assert.StartsWith("gw-", await client.InvokeAsync<string>("GetSocketIOClientId"));
+    }
+
+    [Fact]
+    public async Task A_MessagePack_client_that_falls_silent_is_closed_and_its_upstream_session_freed()
+    {
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            ["Gateway:Relay:IdleTimeout"] = "00:00:01",
+        });
+        await using var client = HubClients.Create(gateway.HubUrl, hub => hub.AddMessagePackProtocol());
+        client.KeepAliveInterval = TimeSpan.FromMinutes(10); // it will not ping within the test
+        client.ServerTimeout = TimeSpan.FromMinutes(20);
+        var closed = ClosedOf(client);
+        await client.StartAsync();
+
+        await closed.WaitAsync(Timeout);
+        await upstream.WaitForSocketCountAsync(0, Timeout);
+    }
+
+    private static Task ClosedOf(HubConnection client)
+    {
+        var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Closed += _ =>
+        {
+            closed.TrySetResult();
+            return Task.CompletedTask;
+        };
+        return closed.Task;
     }
 
     [Fact]
