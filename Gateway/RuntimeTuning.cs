@@ -20,7 +20,7 @@ public static class RuntimeTuning
     /// past 32 per core the rents allocate and the returns are thrown away. Sampled without bias
     /// (the runtime's AllocationSampled events), those 4 KB arrays were 54 % of the bytes allocated per
     /// relayed event at 200 sessions × 50 tok/s; with 256 per core they allocate almost never
-    /// (Gateway.Bench/RESULTS.md, "the shared pool"). It keeps at most 256 arrays of each size per core,
+    /// (Gateway.Bench/RESULTS.md, 2026-12-02 14:17). It keeps at most 256 arrays of each size per core,
     /// 2 MB for the 4 KB size on two cores, and the runtime trims arrays that go unused.
     /// </remarks>
     public static void Apply()

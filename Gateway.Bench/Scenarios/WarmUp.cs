@@ -8,7 +8,7 @@ namespace TromAi.Gateway.Bench.Scenarios;
 /// <summary>
 /// How long a path is exercised, unmeasured, before it is measured. A gateway that has just started compiles its hot
 /// code for a long time: tiered compilation makes quick code first, then instrumented code, then optimised code, on
-/// one background thread. On the 2-core VM of RESULTS.md (2026-12-02, 14:17–15:40) a latency window measured after
+/// one background thread. On the 2-core VM of RESULTS.md (2026-12-02, 14:17 section) a latency window measured after
 /// 15 s of streaming still saw the gateway compile 1,960 methods (3.9 s of JIT), and only a throughput step some 35 s
 /// in saw fewer than 50. So by default the warm-up goes on in rounds until a round in which the gateway and the bench
 /// together compiled fewer than <see cref="SettledMethods"/> methods (at least <see cref="MinimumSeconds"/>, at most
