@@ -13,6 +13,7 @@ public sealed class GatewayOptionsTests
     [InlineData("Gateway:Upstream:ConnectTimeout", "ten seconds", "'Gateway:Upstream:ConnectTimeout'")]
     [InlineData("Gateway:Upstream:ConnectTimeout", "-00:00:01", "Gateway:Upstream:ConnectTimeout must be a positive time span")]
     [InlineData("Gateway:Upstream:Transport", "carrier-pigeon", "'Gateway:Upstream:Transport'")]
+    [InlineData("Gateway:Upstream:WarmSockets", "-1", "Gateway:Upstream:WarmSockets must be from 0 (off) to 1000")]
     [InlineData("Gateway:Relay:MaxBacklog", "0", "Gateway:Relay:MaxBacklog must be at least 1")]
     [InlineData("Gateway:Relay:SlowClientTimeout", "00:00:00", "Gateway:Relay:SlowClientTimeout must be a positive time span")]
     [InlineData("Gateway:Relay:IdleTimeout", "-00:00:05", "Gateway:Relay:IdleTimeout must be a positive time span")]

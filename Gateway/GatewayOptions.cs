@@ -141,6 +141,12 @@ public sealed class UpstreamOptions
     /// <summary>Socket.IO transport to the upstream. WebSocket unless a proxy in between only allows polling.</summary>
     public TransportProtocol Transport { get; set; } = TransportProtocol.WebSocket;
 
+    /// <summary>
+    /// Upstream Socket.IO sockets kept open ahead of need, so a new hub connection takes one instead of waiting
+    /// for TROM.AI's handshake (<see cref="WarmUpstreamSockets"/>). 0 turns it off; WebSocket transport only.
+    /// </summary>
+    public int WarmSockets { get; set; } = 8;
+
     /// <summary>First reconnect delay after the upstream socket drops; it doubles per attempt, with jitter, up to <see cref="ReconnectMaxDelay"/>.</summary>
     public TimeSpan ReconnectInitialDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 

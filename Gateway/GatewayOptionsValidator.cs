@@ -25,6 +25,11 @@ internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             failures.Add($"{upstream}ReconnectMaxDelay must not be shorter than {upstream}ReconnectInitialDelay.");
         }
 
+        if (options.Upstream.WarmSockets is < 0 or > Upstream.WarmUpstreamSockets.MaxSize)
+        {
+            failures.Add($"{upstream}WarmSockets must be from 0 (off) to {Upstream.WarmUpstreamSockets.MaxSize} (got {options.Upstream.WarmSockets}).");
+        }
+
         const string redis = GatewayOptions.SectionName + ":Redis:";
         if (options.Redis.Enabled)
         {

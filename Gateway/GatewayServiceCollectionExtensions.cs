@@ -49,6 +49,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddHttpClient(UpstreamHttp.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .AddHttpMessageHandler<ActivityTimeoutHandler>();
         services.AddSingleton<UpstreamDestinations>();
+        services.AddSingleton<WarmUpstreamSockets>();
         services.AddSingleton<UpstreamSessionFactory>();
         var redis = snapshot.Redis.Enabled;
         services.AddGatewayHealth(redis);

@@ -22,6 +22,7 @@ public sealed class IdleConnectionTests
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
         {
             ["Gateway:Relay:IdleTimeout"] = "00:00:01",
+            ["Gateway:Upstream:WarmSockets"] = "0", // the upstream's sockets are then the sessions' own
         });
         await using var silent = await RawHubClient.OpenAsync(gateway.HubUrl);
 
@@ -83,6 +84,7 @@ public sealed class IdleConnectionTests
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
         {
             ["Gateway:Relay:IdleTimeout"] = "00:00:01",
+            ["Gateway:Upstream:WarmSockets"] = "0", // the upstream's sockets are then the sessions' own
         });
         await using var client = HubClients.Create(gateway.HubUrl, hub => hub.AddMessagePackProtocol());
         client.KeepAliveInterval = TimeSpan.FromMinutes(10); // it will not ping within the test

@@ -61,12 +61,15 @@ public sealed class PredictionHubTests(BridgeFixture bridge) : IClassFixture<Bri
     [Fact]
     public async Task Start_completes_only_once_the_upstream_session_is_connected()
     {
-        var before = await bridge.Upstream.SocketCountAsync();
+        // Without warm sockets: each connection then opens its own, and start() must wait for it. Its own
+        // upstream, so that no other gateway's sockets come and go while it counts.
+        await using var upstream = await TestUpstream.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Upstream:WarmSockets"] = "0" });
 
-        await using var connection = await HubClients.StartAsync(bridge.Gateway.HubUrl);
+        await using var connection = await HubClients.StartAsync(gateway.HubUrl);
 
         // No wait here: the upstream must already hold the socket when start() returns.
-        Assert.Equal(before + 1, await bridge.Upstream.SocketCountAsync());
+        Assert.Equal(1, await upstream.SocketCountAsync());
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using System.Net;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Bridge;
 
@@ -10,11 +12,15 @@ public sealed class UpstreamLifecycleTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    // For tests that count the upstream's sockets: each is then a session's own.
+    private static readonly Dictionary<string, string?> NoWarmSockets = new() { ["Gateway:Upstream:WarmSockets"] = "0" };
+
     [Fact]
-    public async Task A_thousand_connect_disconnect_cycles_leave_no_upstream_socket_behind()
+    public async Task A_thousand_connect_disconnect_cycles_leave_no_upstream_socket_behind_but_the_warm_ones()
     {
         await using var upstream = await TestUpstream.StartAsync();
         await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
+        var warm = new UpstreamOptions().WarmSockets; // the default: most of these connects take a warm socket
 
         // Ten clients at a time, a hundred rounds: churn as a busy front end makes it.
         for (var round = 0; round < 100; round++)
@@ -26,7 +32,10 @@ public sealed class UpstreamLifecycleTests
             }));
         }
 
-        await upstream.WaitForSocketCountAsync(0, Timeout);
+        // Once the pool is full again (no connect takes from it now), the upstream holds those sockets and nothing else.
+        var pool = gateway.Services.GetRequiredService<WarmUpstreamSockets>();
+        await Poll.UntilAsync(() => pool.Count == warm, Timeout, () => $"{warm} warm sockets (the pool holds {pool.Count})");
+        await upstream.WaitForSocketCountAsync(warm, Timeout);
         await using var survivor = HubClients.Create(gateway.HubUrl);
         var events = new EventRecorder();
         events.Listen(survivor, "token", "end");
@@ -103,7 +112,7 @@ public sealed class UpstreamLifecycleTests
     public async Task A_socket_dropped_by_the_upstream_reconnects_under_the_same_hub_id()
     {
         await using var upstream = await TestUpstream.StartAsync();
-        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl);
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, NoWarmSockets);
         var (connection, events, id) = await HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end", "gateway:upstream-lost", "gateway:upstream-restored");
         await using var _ = connection;
 

@@ -37,6 +37,8 @@ public sealed class ScaleoutTests : IAsyncLifetime
         {
             ["Gateway:Upstream:Destinations:0"] = _replicaA.BaseUrl.ToString(),
             ["Gateway:Upstream:Destinations:1"] = _replicaB.BaseUrl.ToString(),
+            // These tests count each replica's sockets: with none opened ahead, each is a session's own.
+            ["Gateway:Upstream:WarmSockets"] = "0",
         });
         if (redis is not null)
         {

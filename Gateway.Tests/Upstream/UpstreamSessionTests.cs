@@ -54,7 +54,7 @@ public sealed class UpstreamSessionTests
         var metrics = new GatewayMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
         var listener = new RecordingListener();
         await using var session = new UpstreamSession(options, destinations, listener, TimeProvider.System, metrics, NullLogger.Instance);
-        await session.ConnectAsync(CancellationToken.None);
+        await session.ConnectAsync(warm: false, CancellationToken.None);
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.FlushAsync(new CancellationToken(canceled: true)));
         await Predictions.PostAsync(upstream.Http, "echo-question", new { question = "before the barrier", socketIOClientId = session.SocketId });

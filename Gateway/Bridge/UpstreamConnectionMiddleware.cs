@@ -55,7 +55,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
                 session = sessions.Create(relay);
                 try
                 {
-                    await session.ConnectAsync(connection.ConnectionClosed);
+                    await session.ConnectAsync(warm: mode == StreamingMode.SocketIO, connection.ConnectionClosed);
                     if (mode is null)
                     {
                         modes.Learn(StreamingMode.SocketIO, "its Socket.IO endpoint accepted a session");

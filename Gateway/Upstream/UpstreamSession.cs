@@ -16,6 +16,7 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private readonly UpstreamOptions _options;
     private readonly UpstreamDestinations _destinations;
     private readonly IUpstreamListener _listener;
+    private readonly WarmUpstreamSockets? _warm;
     private readonly GatewayMetrics _metrics;
     private UpstreamState? _state;
     private readonly TimeProvider _time;
@@ -26,8 +27,9 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     private Uri? _destination;
     private Task _reconnecting = Task.CompletedTask;
 
-    public UpstreamSession(UpstreamOptions options, UpstreamDestinations destinations, IUpstreamListener listener, TimeProvider time, GatewayMetrics metrics, ILogger logger)
+    public UpstreamSession(UpstreamOptions options, UpstreamDestinations destinations, IUpstreamListener listener, TimeProvider time, GatewayMetrics metrics, ILogger logger, WarmUpstreamSockets? warm = null)
     {
+        _warm = warm;
         _metrics = metrics;
         _options = options;
         _destinations = destinations;
@@ -80,15 +82,21 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
     public event Action<UpstreamSession>? SocketChanged;
 
     /// <summary>
-    /// Opens the session on the least loaded replica, trying each replica once; completes when one
-    /// has accepted the socket.
+    /// Opens the session: on a warm socket when <paramref name="warm"/> allows and one is ready, otherwise on the
+    /// least loaded replica, trying each replica once; completes when one has accepted the socket.
     /// </summary>
+    /// <param name="warm">Whether a socket opened ahead may serve: only once TROM.AI is known to speak Socket.IO.</param>
     /// <exception cref="UpstreamUnavailableException">No replica accepted it within the configured time.</exception>
-    public async Task ConnectAsync(CancellationToken cancellationToken)
+    public async Task ConnectAsync(bool warm, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
             MoveTo(UpstreamState.Connecting);
+        }
+
+        if (warm && await TryAdoptWarmAsync())
+        {
+            return;
         }
 
         Uri? failed = null;
@@ -123,6 +131,26 @@ internal sealed partial class UpstreamSession : IAsyncDisposable
                 throw;
             }
         }
+    }
+
+    /// <summary>Takes a warm socket, if one is ready and still open; one that closed meanwhile is let go, and the caller opens a fresh one.</summary>
+    private async Task<bool> TryAdoptWarmAsync()
+    {
+        if (_warm?.TryTake() is not { } socket)
+        {
+            return false;
+        }
+
+        socket.Connection.Attach(_listener, OnClosed);
+        if (socket.Connection.ClosedReason is null && Adopt(socket.Connection, socket.Destination))
+        {
+            CloseIfEnded(socket.Connection);
+            return true;
+        }
+
+        _destinations.Release(socket.Destination);
+        await socket.Connection.DisposeAsync();
+        return false;
     }
 
     private async Task<IUpstreamConnection> OpenAsync(Uri destination, CancellationToken cancellationToken)

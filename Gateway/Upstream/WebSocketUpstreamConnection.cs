@@ -8,11 +8,12 @@ namespace TromAi.Gateway.Upstream;
 /// reads each frame once and hands the argument bytes on as they arrived (Gateway.Bench/RESULTS.md
 /// measures it against SocketIOClient 3.0.6). Events reach the session's listener on the socket's
 /// receive loop, with no queue or thread hop of their own; the listener's room gates the next read.
+/// A socket opened ahead of need (<see cref="WarmUpstreamSockets"/>) gets its listener when a session takes it.
 /// </summary>
 internal sealed class WebSocketUpstreamConnection : IUpstreamConnection, ISocketIOListener
 {
-    private readonly IUpstreamListener _listener;
-    private readonly Action<IUpstreamConnection, string> _onClosed;
+    private IUpstreamListener _listener;
+    private Action<IUpstreamConnection, string> _onClosed;
     private SocketIOConnection? _connection;
     private volatile string? _closedReason;
 
@@ -39,6 +40,17 @@ internal sealed class WebSocketUpstreamConnection : IUpstreamConnection, ISocket
         return upstream;
     }
 
+    /// <summary>
+    /// Hands the socket to the session that takes it: its listener hears every event from now on, and
+    /// <paramref name="onClosed"/> its end. An end that came before, on the old callback, shows in <see cref="ClosedReason"/>.
+    /// </summary>
+    public void Attach(IUpstreamListener listener, Action<IUpstreamConnection, string> onClosed)
+    {
+        Volatile.Write(ref _listener, listener);
+        // Full fences on both sides: either the receive loop calls the new callback, or the taker sees ClosedReason.
+        Interlocked.Exchange(ref _onClosed, onClosed);
+    }
+
     public async Task<bool> FlushAsync(CancellationToken cancellationToken)
     {
         try
@@ -54,13 +66,13 @@ internal sealed class WebSocketUpstreamConnection : IUpstreamConnection, ISocket
 
     public ValueTask DisposeAsync() => _connection?.DisposeAsync() ?? ValueTask.CompletedTask;
 
-    void ISocketIOListener.OnEvent(string name, object?[] args) => _listener.OnEvent(name, args);
+    void ISocketIOListener.OnEvent(string name, object?[] args) => Volatile.Read(ref _listener).OnEvent(name, args);
 
-    ValueTask ISocketIOListener.WaitForRoomAsync(CancellationToken cancellationToken) => _listener.WaitForRoomAsync(cancellationToken);
+    ValueTask ISocketIOListener.WaitForRoomAsync(CancellationToken cancellationToken) => Volatile.Read(ref _listener).WaitForRoomAsync(cancellationToken);
 
     void ISocketIOListener.OnClosed(string reason)
     {
-        _closedReason = reason;
-        _onClosed(this, reason);
+        Interlocked.Exchange(ref _closedReason, reason);
+        Volatile.Read(ref _onClosed)(this, reason);
     }
 }
