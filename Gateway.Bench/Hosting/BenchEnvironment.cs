@@ -54,7 +54,22 @@ internal sealed class BenchEnvironment : IAsyncDisposable
     private static async Task<GatewayServer> StartGatewayAsync(BenchOptions options, UpstreamServer upstream, CancellationToken cancellationToken) =>
         options.Gateway is { } gatewayUrl
             ? GatewayServer.Attach(gatewayUrl, options.GatewayPid)
-            : await GatewayServer.StartAsync(upstream.BaseUrl, options.GatewayEnvironment, cancellationToken);
+            : await GatewayServer.StartAsync(upstream.BaseUrl, GatewayEnvironmentOf(options), cancellationToken);
+
+    /// <summary>
+    /// memory and capacity tell the bridged sessions' upstream sockets by counting the upstream's, so the gateway they
+    /// start opens no warm sockets (Gateway:Upstream:WarmSockets: a fixed few, not per session); a --gateway-env value wins.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> GatewayEnvironmentOf(BenchOptions options)
+    {
+        const string warmSockets = "Gateway__Upstream__WarmSockets";
+        if (options.Scenario is not ("memory" or "capacity") || options.GatewayEnvironment.ContainsKey(warmSockets))
+        {
+            return options.GatewayEnvironment;
+        }
+
+        return new Dictionary<string, string>(options.GatewayEnvironment) { [warmSockets] = "0" };
+    }
 
     /// <summary>Replaces a gateway the bench started with a fresh process (the memory scenario measures each size from scratch).</summary>
     public async Task RestartGatewayAsync(CancellationToken cancellationToken)

@@ -117,7 +117,7 @@ internal static class CapacityScenario
         var ids = (await environment.Upstream.SocketIdsAsync(cancellationToken)).ToList();
         return ids.Count == expected
             ? ids
-            : throw new InvalidOperationException($"The upstream holds {ids.Count} sockets for {expected} bridged sessions; is something else connecting to it?");
+            : throw new InvalidOperationException($"The upstream holds {ids.Count} sockets for {expected} bridged sessions; is something else connecting to it? (A gateway given with --gateway must run with Gateway:Upstream:WarmSockets=0 here.)");
     }
 
     private sealed record CapacityStep(int Sessions, StreamOutcome Outcome, CpuUse Cpu, bool Held)

@@ -193,7 +193,7 @@ internal static class MemoryScenario
 
         if (posts.Count != sessions.Count)
         {
-            throw new InvalidOperationException($"The upstream gained {posts.Count} sockets for {sessions.Count} bridged sessions; is something else connecting to it?");
+            throw new InvalidOperationException($"The upstream gained {posts.Count} sockets for {sessions.Count} bridged sessions; is something else connecting to it? (A gateway given with --gateway must run with Gateway:Upstream:WarmSockets=0 here.)");
         }
 
         return (posts, environment.DirectPredictions);

@@ -18,6 +18,7 @@ public sealed class ConnectionRelayTests
         {
             // Above the neighbour's whole burst, so only a client that does not read can reach it.
             ["Gateway:Relay:MaxBacklog"] = "5000",
+            ["Gateway:Upstream:WarmSockets"] = "0", // the upstream's sockets are then the sessions' own
             ["Gateway:Relay:SlowClientTimeout"] = "00:00:02",
         });
         // The stalled client reaches the gateway through a relay that can stop reading for it. It waits for the

@@ -61,6 +61,7 @@ public sealed class PredictEndingTests
         {
             // A dropped client's prediction runs on for a resume (ResumeTests), this long at most.
             ["Gateway:Streams:DetachedTimeout"] = "00:00:02",
+            ["Gateway:Upstream:WarmSockets"] = "0", // the upstream's sockets are then the sessions' own
         });
         await using var cancelling = new HubConnectionBuilder().WithUrl(gateway.HubUrl).Build();
         var handlers = new EventRecorder();

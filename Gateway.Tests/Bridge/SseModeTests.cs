@@ -157,7 +157,11 @@ public sealed class SseModeTests : IAsyncLifetime
         await using var upstream = upstreamStreaming is null
             ? await TestUpstream.StartAsync()
             : await TestUpstream.StartAsync(environment: new Dictionary<string, string> { ["STREAMING"] = upstreamStreaming });
-        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Upstream:Streaming"] = "auto" });
+        await using var gateway = await GatewayHost.StartAsync(upstream.BaseUrl, new Dictionary<string, string?>
+        {
+            ["Gateway:Upstream:Streaming"] = "auto",
+            ["Gateway:Upstream:WarmSockets"] = "0", // the upstream's sockets are then the connection's own
+        });
         var events = new EventRecorder();
         await using var connection = HubClients.Create(gateway.HubUrl);
         events.Listen(connection, "token", "end");

@@ -42,6 +42,7 @@ public sealed class MetricsEndpointTests(TelemetryTests.UpstreamFixture fixture)
         [
             "tromai_gateway_sessions_active",
             "tromai_gateway_relay_queue_depth",
+            "tromai_gateway_upstream_warm_sockets",
             .. new[] { "connecting", "connected", "reconnecting" }.Select(state => $"tromai_gateway_upstream_sessions{{state=\"{state}\"}}"),
             .. EventNames.Select(name => $"tromai_gateway_events_relayed_total{{event=\"{name}\"}}"),
             .. RewriteOutcomes.Select(outcome => $"tromai_gateway_rewrites_total{{outcome=\"{outcome}\"}}"),
@@ -52,6 +53,7 @@ public sealed class MetricsEndpointTests(TelemetryTests.UpstreamFixture fixture)
         Assert.Equal("gauge", scrape.Types["tromai_gateway_sessions_active"]);
         Assert.Equal("gauge", scrape.Types["tromai_gateway_upstream_sessions"]);
         Assert.Equal("gauge", scrape.Types["tromai_gateway_relay_queue_depth"]);
+        Assert.Equal("gauge", scrape.Types["tromai_gateway_upstream_warm_sockets"]);
         Assert.Equal("counter", scrape.Types["tromai_gateway_events_relayed_total"]);
         Assert.Equal("counter", scrape.Types["tromai_gateway_rewrites_total"]);
         Assert.Equal("counter", scrape.Types["tromai_gateway_rejects_total"]);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
+using TromAi.Gateway.Tests.Telemetry;
 using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Tests.Upstream;
@@ -29,6 +30,7 @@ public sealed class WarmSocketTests
         await WaitForFullPoolAsync(gateway);
         await upstream.WaitForSocketCountAsync(1 + Warm, Timeout);
         var openBefore = await SocketIdsAsync(upstream);
+        Assert.Equal(Warm, (await PrometheusScrape.GetAsync(gateway.Http))["tromai_gateway_upstream_warm_sockets"]);
 
         var (second, events, id) = await HubClients.ConnectAndListenAsync(gateway.HubUrl, "token", "end");
         await using var __ = second;

@@ -47,6 +47,7 @@ internal sealed class GatewayMetrics
 
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _upstreamSessions;
+    private readonly UpDownCounter<long> _warmSockets;
     private readonly Counter<long> _eventsRelayed;
     private readonly Histogram<double> _relayLatency;
     private readonly UpDownCounter<long> _queueDepth;
@@ -62,6 +63,8 @@ internal sealed class GatewayMetrics
             "tromai.gateway.sessions.active", "{session}", "Hub connections bridged to TROM.AI, open now.");
         _upstreamSessions = meter.CreateUpDownCounter<long>(
             "tromai.gateway.upstream.sessions", "{session}", "Upstream Socket.IO sessions by state (connecting, connected, reconnecting).");
+        _warmSockets = meter.CreateUpDownCounter<long>(
+            "tromai.gateway.upstream.warm_sockets", "{socket}", "Upstream Socket.IO sockets opened ahead, waiting for a hub connection to take them.");
         _eventsRelayed = meter.CreateCounter<long>(
             "tromai.gateway.events.relayed", "{event}", "Events sent to hub connections, by event name (unknown names count as other).");
         _relayLatency = meter.CreateHistogram(
@@ -103,6 +106,9 @@ internal sealed class GatewayMetrics
         }
     }
 
+    /// <summary>A warm upstream socket joined the pool (+1), or left it: taken, closed by TROM.AI, or closed at shutdown (-1).</summary>
+    public void WarmSocketsChanged(int delta) => _warmSockets.Add(delta);
+
     /// <summary>One event reached its hub connection (or its <c>Predict</c> stream) after <paramref name="latencyMs"/> in the gateway.</summary>
     public void EventRelayed(string eventName, double latencyMs)
     {
@@ -133,6 +139,7 @@ internal sealed class GatewayMetrics
     {
         _sessions.Add(0);
         _queueDepth.Add(0);
+        _warmSockets.Add(0);
         foreach (var state in (ReadOnlySpan<KeyValuePair<string, object?>>)[Connecting, Connected, Reconnecting])
         {
             _upstreamSessions.Add(0, state);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using SocketIOClient.Transport;
+using TromAi.Gateway.Telemetry;
 
 namespace TromAi.Gateway.Upstream;
 
@@ -23,6 +24,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private readonly int _size;
     private readonly TimeSpan _connectTimeout;
     private readonly UpstreamDestinations _destinations;
+    private readonly GatewayMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly List<WarmSocket> _ready = [];
@@ -30,13 +32,14 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private Task _filling = Task.CompletedTask;
     private bool _fillingNow;
 
-    public WarmUpstreamSockets(IOptions<GatewayOptions> options, UpstreamDestinations destinations, ILogger<WarmUpstreamSockets> logger)
+    public WarmUpstreamSockets(IOptions<GatewayOptions> options, UpstreamDestinations destinations, GatewayMetrics metrics, ILogger<WarmUpstreamSockets> logger)
     {
         var upstream = options.Value.Upstream;
         // A polling socket is polled for as long as it is open: ahead of need, that is load for nothing.
         _size = upstream.Transport == TransportProtocol.WebSocket ? upstream.WarmSockets : 0;
         _connectTimeout = upstream.ConnectTimeout;
         _destinations = destinations;
+        _metrics = metrics;
         _logger = logger;
     }
 
@@ -77,6 +80,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
             {
                 taken = _ready[i];
                 _ready.RemoveAt(i);
+                _metrics.WarmSocketsChanged(-1);
             }
 
             if (!_fillingNow)
@@ -133,6 +137,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
                 if (!_stopping.IsCancellationRequested && connection.ClosedReason is null)
                 {
                     _ready.Add(new WarmSocket(connection, destination));
+                    _metrics.WarmSocketsChanged(1);
                     continue;
                 }
             }
@@ -156,6 +161,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
 
             closed = _ready[i];
             _ready.RemoveAt(i);
+            _metrics.WarmSocketsChanged(-1);
         }
 
         Log.ClosedWhileWarm(_logger, reason);
@@ -176,6 +182,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
             _stopping.Cancel();
             left = [.. _ready];
             _ready.Clear();
+            _metrics.WarmSocketsChanged(-left.Length);
         }
 
         await _filling;
