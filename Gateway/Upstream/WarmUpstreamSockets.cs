@@ -31,6 +31,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private Task _filling = Task.CompletedTask;
     private bool _fillingNow;
+    private bool _stopped;
 
     public WarmUpstreamSockets(IOptions<GatewayOptions> options, UpstreamDestinations destinations, GatewayMetrics metrics, ILogger<WarmUpstreamSockets> logger)
     {
@@ -68,7 +69,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
 
         lock (_gate)
         {
-            if (_stopping.IsCancellationRequested)
+            if (_stopped)
             {
                 return null;
             }
@@ -100,7 +101,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
         {
             lock (_gate)
             {
-                if (_stopping.IsCancellationRequested || _ready.Count >= _size)
+                if (_stopped || _ready.Count >= _size)
                 {
                     _fillingNow = false;
                     return;
@@ -134,7 +135,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
             lock (_gate)
             {
                 // Its close, if it came already, found it outside the pool and left it to us.
-                if (!_stopping.IsCancellationRequested && connection.ClosedReason is null)
+                if (!_stopped && connection.ClosedReason is null)
                 {
                     _ready.Add(new WarmSocket(connection, destination));
                     _metrics.WarmSocketsChanged(1);
@@ -174,17 +175,18 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
         WarmSocket[] left;
         lock (_gate)
         {
-            if (_stopping.IsCancellationRequested)
+            if (_stopped)
             {
                 return;
             }
 
-            _stopping.Cancel();
+            _stopped = true;
             left = [.. _ready];
             _ready.Clear();
             _metrics.WarmSocketsChanged(-left.Length);
         }
 
+        await _stopping.CancelAsync(); // an open in flight ends, outside the lock
         await _filling;
         foreach (var socket in left)
         {
