@@ -56,6 +56,9 @@ public sealed class ScriptedSocketIOServer : IAsyncDisposable
     /// <summary>The next client that opened a WebSocket.</summary>
     public async Task<ScriptedPeer> AcceptAsync(TimeSpan timeout) => await _peers.Reader.ReadAsync().AsTask().WaitAsync(timeout);
 
+    /// <summary>The next client that opened a WebSocket, for a test that serves however many come until it cancels.</summary>
+    public async Task<ScriptedPeer> AcceptAsync(CancellationToken cancellationToken) => await _peers.Reader.ReadAsync(cancellationToken);
+
     public async ValueTask DisposeAsync()
     {
         // Every handler returns, accepted by the test or not, so stopping does not wait out the host's shutdown timeout.

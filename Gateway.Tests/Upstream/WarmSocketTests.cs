@@ -1,7 +1,11 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Tests.Fixtures;
 using TromAi.Gateway.Tests.Infrastructure;
 using TromAi.Gateway.Tests.Telemetry;
@@ -93,6 +97,37 @@ public sealed class WarmSocketTests
         await gateway.DisposeAsync();
 
         await upstream.WaitForSocketCountAsync(0, Timeout);
+    }
+
+    [Fact]
+    public async Task An_upstream_that_closes_every_socket_once_open_gets_at_most_one_pool_s_worth_of_opens_per_take()
+    {
+        await using var server = await ScriptedSocketIOServer.StartAsync();
+        var options = Options.Create(new GatewayOptions { Upstream = new UpstreamOptions { BaseUrl = server.BaseUrl, WarmSockets = 3 } });
+        var metrics = new GatewayMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
+        await using var pool = new WarmUpstreamSockets(options, new UpstreamDestinations(options), metrics, NullLogger<WarmUpstreamSockets>.Instance);
+        using var stop = new CancellationTokenSource();
+        var opened = 0;
+        var serving = Task.Run(async () =>
+        {
+            // Every socket is closed as soon as it is open, however many come.
+            while (!stop.IsCancellationRequested)
+            {
+                var peer = await server.AcceptAsync(stop.Token);
+                Interlocked.Increment(ref opened);
+                await peer.HandshakeAsync(sid: $"short-lived-{opened}");
+                peer.End();
+            }
+        });
+
+        Assert.Null(pool.TryTake()); // nothing opened yet: this take starts the top-up
+
+        // Unbounded, the top-up would go on opening for as long as the sockets keep closing.
+        await Poll.UntilAsync(() => !pool.IsFilling, Timeout, () => $"the top-up to stop ({Volatile.Read(ref opened)} opened so far)");
+        await Poll.UntilAsync(() => pool.Count == 0, Timeout, () => $"the closed sockets to leave the pool (it holds {pool.Count})");
+        Assert.InRange(Volatile.Read(ref opened), 1, 3);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => serving);
     }
 
     private static Task WaitForFullPoolAsync(GatewayHost gateway)

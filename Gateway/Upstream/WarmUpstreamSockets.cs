@@ -56,6 +56,18 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether a top-up is under way (for tests: it must end even when TROM.AI keeps closing what it opens).</summary>
+    internal bool IsFilling
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _fillingNow;
+            }
+        }
+    }
+
     /// <summary>
     /// The oldest open socket, now the caller's (with its place on <see cref="WarmSocket.Destination"/>), or null
     /// when none is ready; either way the pool starts topping itself up.
@@ -97,11 +109,13 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private async Task FillAsync()
     {
         await Task.Yield(); // off the taker's path, and out of the lock
-        while (true)
+        // At most one pool's worth of opens per take: sockets that TROM.AI keeps closing soon after they opened
+        // would otherwise keep the pool below its size and this loop going.
+        for (var opens = 0; ; opens++)
         {
             lock (_gate)
             {
-                if (_stopped || _ready.Count >= _size)
+                if (_stopped || _ready.Count >= _size || opens == _size)
                 {
                     _fillingNow = false;
                     return;
@@ -141,10 +155,15 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
                     _metrics.WarmSocketsChanged(1);
                     continue;
                 }
+
+                // Stopped, or closed as soon as opened: a failure like any other, so an upstream that drops
+                // every socket at once is not asked again until the next take.
+                _fillingNow = false;
             }
 
             _destinations.Release(destination);
             await connection.DisposeAsync();
+            return;
         }
     }
 
