@@ -11,9 +11,10 @@ namespace TromAi.Gateway.Upstream;
 /// opened ahead is the same as one opened for the client. Each socket goes to one session, once, and is never
 /// given back.
 /// <para>
-/// Filled on demand: each take tops the pool up to <c>Gateway:Upstream:WarmSockets</c>, one socket at a time,
-/// and a failed open stops the top-up until the next take. A gateway no client uses opens nothing, and a
-/// TROM.AI that is down is knocked at no more often than clients knock. A warm socket that TROM.AI closes (a
+/// Filled on demand: each take tops the pool up to <c>Gateway:Upstream:WarmSockets</c>, one socket at a time and
+/// at most that many opens, and a failed open (or a socket closed as soon as it opened) stops the top-up until
+/// the next take. A gateway no client uses opens nothing, and a TROM.AI that is down or drops every socket is
+/// knocked at no more often than clients knock. A warm socket that TROM.AI closes (a
 /// restart) leaves the pool at once.
 /// </para>
 /// </summary>
