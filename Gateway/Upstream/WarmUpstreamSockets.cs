@@ -11,9 +11,10 @@ namespace TromAi.Gateway.Upstream;
 /// opened ahead is the same as one opened for the client. Each socket goes to one session, once, and is never
 /// given back.
 /// <para>
-/// Filled on demand: each take tops the pool up to <c>Gateway:Upstream:WarmSockets</c>, one socket at a time and
-/// at most that many opens, and a failed open (or a socket closed as soon as it opened) stops the top-up until
-/// the next take. A gateway no client uses opens nothing, and a TROM.AI that is down or drops every socket is
+/// Filled on demand: each take tops the pool up to <c>Gateway:Upstream:WarmSockets</c>, one socket at a time, with
+/// one open for each socket missing or taken since (never more: a socket TROM.AI closes on its own is not replaced
+/// until the next take), and a failed open (or a socket closed as soon as it opened) stops the top-up until the
+/// next take. A gateway no client uses opens nothing, and a TROM.AI that is down or drops every socket is
 /// knocked at no more often than clients knock. A warm socket that TROM.AI closes (a
 /// restart) leaves the pool at once.
 /// </para>
@@ -32,6 +33,7 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private Task _filling = Task.CompletedTask;
     private bool _fillingNow;
+    private int _opensLeft; // of the top-up under way: what was missing when it began, plus one per socket taken since
     private bool _stopped;
 
     public WarmUpstreamSockets(IOptions<GatewayOptions> options, UpstreamDestinations destinations, GatewayMetrics metrics, ILogger<WarmUpstreamSockets> logger)
@@ -100,7 +102,12 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
             if (!_fillingNow)
             {
                 _fillingNow = true;
+                _opensLeft = _size - _ready.Count;
                 _filling = FillAsync();
+            }
+            else if (taken is not null)
+            {
+                _opensLeft++; // its replacement
             }
 
             return taken;
@@ -110,17 +117,19 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
     private async Task FillAsync()
     {
         await Task.Yield(); // off the taker's path, and out of the lock
-        // At most one pool's worth of opens per take: sockets that TROM.AI keeps closing soon after they opened
-        // would otherwise keep the pool below its size and this loop going.
-        for (var opens = 0; ; opens++)
+        while (true)
         {
             lock (_gate)
             {
-                if (_stopped || _ready.Count >= _size || opens == _size)
+                // Opens are counted, not only the pool's size: sockets that TROM.AI closes soon after they opened
+                // would otherwise keep the pool below its size and this loop going.
+                if (_stopped || _ready.Count >= _size || _opensLeft == 0)
                 {
                     _fillingNow = false;
                     return;
                 }
+
+                _opensLeft--;
             }
 
             var destination = _destinations.Acquire();
