@@ -15,8 +15,7 @@ namespace TromAi.Gateway.Upstream;
 /// one open for each socket missing or taken since (never more: a socket TROM.AI closes on its own is not replaced
 /// until the next take), and a failed open (or a socket closed as soon as it opened) stops the top-up until the
 /// next take. A gateway no client uses opens nothing, and a TROM.AI that is down or drops every socket is
-/// knocked at no more often than clients knock. A warm socket that TROM.AI closes (a
-/// restart) leaves the pool at once.
+/// knocked at no more often than clients knock. A warm socket that TROM.AI closes (a restart) leaves the pool at once.
 /// </para>
 /// </summary>
 internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
