@@ -11,19 +11,21 @@ internal readonly record struct RestAnswer(ReadOnlyMemory<byte> Answer, string? 
     /// <summary>From the response the REST caller got: its status and its (decoded) body.</summary>
     public static RestAnswer Of(HttpStatusCode status, ReadOnlyMemory<byte> body)
     {
-        JsonElement answer;
+        string? error;
         try
         {
+            // Read only here, for an error's message: the answer is kept as the bytes it came in, not cloned.
             using var document = JsonDocument.Parse(body);
-            answer = document.RootElement.Clone();
+            error = PredictionStreams.ErrorOf(status, document.RootElement);
         }
         catch (JsonException)
         {
             // Not JSON (a proxy's error page): kept as a string, as Predict passes it.
-            answer = JsonSerializer.SerializeToElement(System.Text.Encoding.UTF8.GetString(body.Span));
-            body = JsonSerializer.SerializeToUtf8Bytes(answer);
+            var text = JsonSerializer.SerializeToElement(System.Text.Encoding.UTF8.GetString(body.Span));
+            body = JsonSerializer.SerializeToUtf8Bytes(text);
+            error = PredictionStreams.ErrorOf(status, text);
         }
 
-        return PredictionStreams.ErrorOf(status, answer) is { } error ? Failed(error) : new RestAnswer(body, null);
+        return error is not null ? Failed(error) : new RestAnswer(body, null);
     }
 }

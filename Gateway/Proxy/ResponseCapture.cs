@@ -10,10 +10,16 @@ namespace TromAi.Gateway.Proxy;
 /// </summary>
 internal sealed class ResponseCapture(Stream inner, long limit, CancellationToken callerGone) : Stream
 {
-    private readonly ArrayBufferWriter<byte> _copy = new();
+    private const int FirstBufferBytes = 4096;
 
-    /// <summary>The body as it was written (still encoded, if TROM.AI compressed it).</summary>
-    public ReadOnlyMemory<byte> Body => _copy.WrittenMemory;
+    // Grown in a rented buffer and copied out once, at its size, when the body is taken: an answer carries
+    // the whole streamed text, so a doubling array of our own cost about three answers in garbage per prediction.
+    private byte[]? _buffer;
+    private int _written;
+    private byte[]? _body;
+
+    /// <summary>The body as it was written (still encoded, if TROM.AI compressed it); read once the response is complete, after which nothing more is copied.</summary>
+    public ReadOnlyMemory<byte> Body => _body ??= TakeBody();
 
     /// <summary>True when the body was larger than the limit: <see cref="Body"/> holds only its start.</summary>
     public bool Overflowed { get; private set; }
@@ -98,17 +104,44 @@ internal sealed class ResponseCapture(Stream inner, long limit, CancellationToke
 
     private void Copy(ReadOnlySpan<byte> buffer)
     {
-        if (Overflowed)
+        if (Overflowed || _body is not null || buffer.IsEmpty)
         {
             return;
         }
 
-        if (_copy.WrittenCount + buffer.Length > limit)
+        if (_written + (long)buffer.Length > limit)
         {
             Overflowed = true;
+            Release();
             return;
         }
 
-        _copy.Write(buffer);
+        var needed = _written + buffer.Length;
+        if (_buffer is null || _buffer.Length < needed)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(FirstBufferBytes, (_buffer?.Length ?? 0) * 2)));
+            _buffer?.AsSpan(0, _written).CopyTo(larger);
+            Release();
+            _buffer = larger;
+        }
+
+        buffer.CopyTo(_buffer.AsSpan(_written));
+        _written = needed;
+    }
+
+    private byte[] TakeBody()
+    {
+        var body = _buffer is null ? [] : _buffer.AsSpan(0, _written).ToArray();
+        Release();
+        return body;
+    }
+
+    private void Release()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
     }
 }
