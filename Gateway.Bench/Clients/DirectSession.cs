@@ -40,13 +40,16 @@ internal sealed class DirectSession : BenchSession, ISocketIOListener
         return session;
     }
 
-    void ISocketIOListener.OnEvent(string name, object?[] args)
+    void ISocketIOListener.OnEvent(string name, object?[] args) => ((ISocketIOListener)this).OnEvent(name, EventArguments.Of(args));
+
+    void ISocketIOListener.OnEvent(string name, EventArguments args)
     {
         switch (name)
         {
             case "token":
                 // The token's string, as a SignalR client's handler gets it.
-                OnToken(JsonSerializer.Deserialize<string>(((RawJson)args[0]!).Utf8.Span)!);
+                var utf8 = args.TryGetJson(out var json) ? json : ((RawJson)args.ToArray()[0]!).Utf8;
+                OnToken(JsonSerializer.Deserialize<string>(utf8.Span)!);
                 break;
             case "start":
                 OnStart();

@@ -1,3 +1,4 @@
+using TromAi.Gateway.Upstream;
 using TromAi.Gateway.Upstream.SocketIOWire;
 
 namespace TromAi.Gateway.Bench.Readers;
@@ -19,6 +20,8 @@ internal sealed class SocketIOConnectionReader : CountingReader, ISocketIOListen
     }
 
     public void OnEvent(string name, object?[] args) => Count(name);
+
+    public void OnEvent(string name, EventArguments args) => Count(name);
 
     public void OnClosed(string reason)
     {

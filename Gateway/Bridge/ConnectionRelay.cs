@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Protocol;
 using TromAi.Gateway.Telemetry;
 using TromAi.Gateway.Upstream;
 
@@ -64,6 +65,19 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     // The pump's alone: the streams of REST predictions that keep the events sent to the client (usually none or one).
     private readonly List<RestRecording> _recordings = [];
 
+    // SignalR's side of the connection, once its handshake is done (UseHubConnection): the pump writes to it
+    // directly, as the lifetime manager would for a connection of this instance, minus a lookup by id.
+    private HubConnectionContext? _hub;
+
+    // The pump's alone: an event with one JSON argument goes out in this message, whose one argument is
+    // this RawJson pointed at the event's bytes for the send and cleared after it. A token then costs
+    // SignalR no InvocationMessage, arguments array or RawJson of its own; the message is made again
+    // only when the event's name changes. Safe to reuse because the pump awaits each send: SignalR has
+    // serialized the message by then (a stateful-reconnect buffer keeps the serialized bytes, not these).
+    // Per connection, never shared: a mistake here could only repeat a client's own event, never show another's.
+    private RawJson? _lent;
+    private InvocationMessage? _lentMessage;
+
     public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, RelayOptions options, TimeProvider time, GatewayMetrics metrics, ILogger logger)
     {
         _connection = connection;
@@ -78,7 +92,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
 
     private bool Closing => Volatile.Read(ref _closing) != 0;
 
-    public void OnEvent(string name, object?[] args)
+    public void OnEvent(string name, object?[] args) => OnEvent(name, EventArguments.Of(args));
+
+    public void OnEvent(string name, EventArguments args)
     {
         // The upstream receive loop waits for room before each frame and never gets here over the
         // limit; a producer that cannot wait (the polling transport) is cut off like a client that does not read.
@@ -95,7 +111,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     public async ValueTask WriteAsync(string name, object?[] args, CancellationToken cancellationToken)
     {
         await WaitForRoomAsync(cancellationToken);
-        Enqueue(RelayItem.Event(name, args));
+        Enqueue(RelayItem.Event(name, EventArguments.Of(args)));
     }
 
     public void OnLost(string reason) =>
@@ -156,7 +172,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// </summary>
     public void BeginCapture(PredictionCapture capture)
     {
-        if (!Enqueue(new RelayItem(RelayItemKind.BeginCapture, null, null, capture)))
+        if (!Enqueue(new RelayItem(RelayItemKind.BeginCapture, null, default, capture)))
         {
             capture.Abandon();
         }
@@ -165,7 +181,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// <summary>Ends the capture behind everything queued before this call; its reader then sees the end marker.</summary>
     public void EndCapture(PredictionCapture capture)
     {
-        if (!Enqueue(new RelayItem(RelayItemKind.EndCapture, null, null, capture)))
+        if (!Enqueue(new RelayItem(RelayItemKind.EndCapture, null, default, capture)))
         {
             capture.Abandon();
         }
@@ -178,7 +194,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// </summary>
     public void BeginRecording(RestRecording recording)
     {
-        if (!Enqueue(new RelayItem(RelayItemKind.BeginRecording, null, null, recording)))
+        if (!Enqueue(new RelayItem(RelayItemKind.BeginRecording, null, default, recording)))
         {
             recording.Abandon();
         }
@@ -187,7 +203,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     /// <summary>Ends the recording behind everything queued before this call, with a <c>gateway:stream-end</c> notice.</summary>
     public void EndRecording(RestRecording recording)
     {
-        if (!Enqueue(new RelayItem(RelayItemKind.EndRecording, null, null, recording)))
+        if (!Enqueue(new RelayItem(RelayItemKind.EndRecording, null, default, recording)))
         {
             recording.Abandon();
         }
@@ -197,7 +213,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     public Task SentAsync()
     {
         var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!Enqueue(new RelayItem(RelayItemKind.Sent, null, null, sent)))
+        if (!Enqueue(new RelayItem(RelayItemKind.Sent, null, default, sent)))
         {
             sent.TrySetResult();
         }
@@ -247,6 +263,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
             Log.CloseTimedOut(_logger, _connection.ConnectionId, timeout);
         }
     }
+
+    /// <summary>Called by the hub's lifetime manager as SignalR takes the connection, before <see cref="Start"/>: what the pump writes to.</summary>
+    public void UseHubConnection(HubConnectionContext hub) => _hub = hub;
 
     /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
     public void Start()
@@ -445,7 +464,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
         {
             case RelayItemKind.Event when _capture is { } capture:
                 // False when the capture was abandoned: its events go nowhere until its end marker.
-                if (await capture.WriteAsync(new CapturedEvent(item.Name!, item.Args!), stopping))
+                if (await capture.WriteAsync(new CapturedEvent(item.Name!, item.Args.ToArray()), stopping))
                 {
                     _metrics.EventRelayed(item.Name!, Stopwatch.GetElapsedTime(item.EnqueuedAt).TotalMilliseconds);
                 }
@@ -454,13 +473,13 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
             case RelayItemKind.Event:
                 foreach (var recording in _recordings)
                 {
-                    recording.Stream.Append(item.Name!, item.Args!);
+                    recording.Stream.Append(item.Name!, item.Args);
                 }
 
-                await SendAsync(item.Name!, item.Args!, item.EnqueuedAt);
+                await SendAsync(item.Name!, item.Args, item.EnqueuedAt);
                 break;
             case RelayItemKind.Notice:
-                await SendAsync(item.Name!, item.Args!, item.EnqueuedAt);
+                await SendAsync(item.Name!, item.Args, item.EnqueuedAt);
                 break;
             case RelayItemKind.BeginCapture:
                 _capture = (PredictionCapture)item.State!;
@@ -478,13 +497,13 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
                 var begun = (RestRecording)item.State!;
                 _recordings.Add(begun);
                 var start = begun.Stream.Start;
-                await SendAsync(GatewayEvents.Stream, [new GatewayEvents.StreamNotice(start.StreamId, start.ChatflowId, start.ChatId)], item.EnqueuedAt);
+                await SendAsync(GatewayEvents.Stream, EventArguments.Of([new GatewayEvents.StreamNotice(start.StreamId, start.ChatflowId, start.ChatId)]), item.EnqueuedAt);
                 break;
             case RelayItemKind.EndRecording:
                 var ended = (RestRecording)item.State!;
                 if (_recordings.Remove(ended))
                 {
-                    await SendAsync(GatewayEvents.StreamEnd, [new GatewayEvents.StreamEndNotice(ended.Stream.Start.StreamId, ended.Stream.LastSeq)], item.EnqueuedAt);
+                    await SendAsync(GatewayEvents.StreamEnd, EventArguments.Of([new GatewayEvents.StreamEndNotice(ended.Stream.Start.StreamId, ended.Stream.LastSeq)]), item.EnqueuedAt);
                 }
 
                 ended.OnEndMarker();
@@ -496,7 +515,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     }
 
     /// <summary>Sends to the client, unless its connection has ended: then only kept streams take what comes.</summary>
-    private async ValueTask SendAsync(string name, object?[] args, long enqueuedAt)
+    private async ValueTask SendAsync(string name, EventArguments args, long enqueuedAt)
     {
         if (_closed.IsCancellationRequested)
         {
@@ -505,13 +524,46 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
 
         try
         {
-            await _clients.SendConnectionAsync(_connection.ConnectionId, name, args, _closed);
+            if (_hub is not { } hub)
+            {
+                await _clients.SendConnectionAsync(_connection.ConnectionId, name, args.ToArray(), _closed);
+            }
+            else if (args.TryGetJson(out var utf8))
+            {
+                var message = Lend(name, utf8);
+                try
+                {
+                    await hub.WriteAsync(message, _closed);
+                }
+                finally
+                {
+                    _lent!.Reuse(default); // the event's bytes are not held past its send
+                }
+            }
+            else
+            {
+                await hub.WriteAsync(new InvocationMessage(name, args.ToArray()), _closed);
+            }
+
             _metrics.EventRelayed(name, Stopwatch.GetElapsedTime(enqueuedAt).TotalMilliseconds);
         }
         catch (OperationCanceledException) when (_closed.IsCancellationRequested)
         {
             // The connection ended while the send waited for the client.
         }
+    }
+
+    /// <summary>The pump's reused message for <paramref name="name"/>, its one argument pointed at <paramref name="utf8"/>.</summary>
+    private InvocationMessage Lend(string name, byte[] utf8)
+    {
+        _lent ??= new RawJson(default);
+        _lent.Reuse(utf8);
+        if (_lentMessage is null || !string.Equals(_lentMessage.Target, name, StringComparison.Ordinal))
+        {
+            _lentMessage = new InvocationMessage(name, _lentMessage?.Arguments ?? [_lent]);
+        }
+
+        return _lentMessage;
     }
 
     private void Dequeued()
@@ -561,13 +613,13 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     }
 
     /// <param name="State">The capture of a capture marker, the completion of a <see cref="RelayItemKind.Sent"/> marker.</param>
-    private readonly record struct RelayItem(RelayItemKind Kind, string? Name, object?[]? Args, object? State)
+    private readonly record struct RelayItem(RelayItemKind Kind, string? Name, EventArguments Args, object? State)
     {
         public long EnqueuedAt { get; init; }
 
-        public static RelayItem Event(string name, object?[] args) => new(RelayItemKind.Event, name, args, null);
+        public static RelayItem Event(string name, EventArguments args) => new(RelayItemKind.Event, name, args, null);
 
-        public static RelayItem Notice(string name, object?[] args) => new(RelayItemKind.Notice, name, args, null);
+        public static RelayItem Notice(string name, object?[] args) => new(RelayItemKind.Notice, name, EventArguments.Of(args), null);
     }
 
     private static partial class Log

@@ -1,3 +1,5 @@
+using TromAi.Gateway.Upstream;
+
 namespace TromAi.Gateway.Bridge;
 
 /// <summary>
@@ -16,6 +18,9 @@ internal interface IStreamWriter
 
     /// <summary>Keeps an upstream event with the next sequence number; its arguments are written as one JSON array.</summary>
     void Append(string name, object?[] args);
+
+    /// <summary>The same, for arguments as the upstream reader handed them over (usually one JSON value's bytes).</summary>
+    void Append(string name, EventArguments args) => Append(name, args.ToArray());
 
     /// <summary>Ends the stream with TROM.AI's answer (JSON), which readers get as its last item.</summary>
     void Complete(ReadOnlyMemory<byte> answer);

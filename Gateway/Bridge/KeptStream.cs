@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
+using TromAi.Gateway.Upstream;
 
 namespace TromAi.Gateway.Bridge;
 
@@ -15,7 +16,7 @@ namespace TromAi.Gateway.Bridge;
 internal sealed class KeptStream : IStreamWriter
 {
     /// <summary>
-    /// Counted per event on top of its JSON: the event's slot (32 bytes) and its share of the segment
+    /// Counted per event on top of its JSON: the event's slot (24 bytes) and its share of the segment
     /// and chunk headers, rounded up, so that a flood of tiny events is bounded too. The unused end of
     /// the stream's current JSON chunk (at most <see cref="LargestChunkSize"/>) and of its newest
     /// segment is not counted: it is bounded per stream, and counting it would make the bounds depend on
@@ -28,7 +29,7 @@ internal sealed class KeptStream : IStreamWriter
 
     // Slots per segment of the ring (a power of two: a seq finds its segment and slot by shift and mask).
     // A stream grows one segment at a time and never copies what it keeps (a doubling array allocated
-    // about twice its final size in copies); 64 slots of 32 bytes stay far below the large object heap.
+    // about twice its final size in copies); 64 slots of 24 bytes stay far below the large object heap.
     private const int SegmentShift = 6;
     private const int SegmentSize = 1 << SegmentShift;
 
@@ -129,9 +130,13 @@ internal sealed class KeptStream : IStreamWriter
     /// <summary>When the stream ended (a <see cref="TimeProvider"/> timestamp); 0 while it runs.</summary>
     public long EndedAt => Volatile.Read(ref _endedAt);
 
-    public void Append(string name, object?[] args)
+    public void Append(string name, object?[] args) => Append(name, SerializeArguments(args));
+
+    public void Append(string name, EventArguments args) =>
+        Append(name, args.TryGetJson(out var utf8) ? WrapArgument(utf8) : SerializeArguments(args.ToArray()));
+
+    private void Append(string name, ArrayBufferWriter<byte> json)
     {
-        var json = SerializeArguments(args);
         long resized;
         TaskCompletionSource? waiter;
         lock (_lock)
@@ -141,7 +146,7 @@ internal sealed class KeptStream : IStreamWriter
                 return; // ended (cancelled, say): what still arrives belongs to nobody
             }
 
-            Push(new KeptEvent(_nextSeq, name, Keep(json.WrittenSpan)));
+            Push(new KeptEvent(name, Keep(json.WrittenSpan)));
             _nextSeq++;
             resized = json.WrittenCount + EventOverhead;
             _bytes += resized;
@@ -246,7 +251,7 @@ internal sealed class KeptStream : IStreamWriter
             for (var seq = from; seq <= lastEvent && into.Count < max; seq++)
             {
                 var kept = Slot(seq);
-                into.Add(new StreamItem(StreamItemKind.Event, kept.Seq, kept.Name, kept.Args));
+                into.Add(new StreamItem(StreamItemKind.Event, seq, kept.Name, kept.Args));
             }
 
             var next = into.Count > 0 ? into[^1].Seq : afterSeq;
@@ -307,6 +312,19 @@ internal sealed class KeptStream : IStreamWriter
         return buffer;
     }
 
+    /// <summary>One argument's JSON as the arguments array, <c>[value]</c>: the bytes <see cref="SerializeArguments"/> writes for it, without the serializer.</summary>
+    private static ArrayBufferWriter<byte> WrapArgument(ReadOnlySpan<byte> value)
+    {
+        var buffer = scratch ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        var span = buffer.GetSpan(value.Length + 2);
+        span[0] = (byte)'[';
+        value.CopyTo(span[1..]);
+        span[value.Length + 1] = (byte)']';
+        buffer.Advance(value.Length + 2);
+        return buffer;
+    }
+
     /// <summary>Under the lock: a copy of <paramref name="json"/> in this stream's current chunk (or its own array if large).</summary>
     private ReadOnlyMemory<byte> Keep(ReadOnlySpan<byte> json)
     {
@@ -339,10 +357,10 @@ internal sealed class KeptStream : IStreamWriter
     private KeptEvent Slot(long seq) =>
         _segments![(int)((seq - 1) >> SegmentShift) & (_segments.Length - 1)]![(int)((seq - 1) & (SegmentSize - 1))];
 
-    /// <summary>Under the lock: keeps <paramref name="kept"/> (the next seq), adding a segment when it starts one.</summary>
+    /// <summary>Under the lock: keeps <paramref name="kept"/> as the next seq, adding a segment when it starts one.</summary>
     private void Push(KeptEvent kept)
     {
-        var position = kept.Seq - 1;
+        var position = _nextSeq - 1;
         var index = position >> SegmentShift;
         var slot = (int)(position & (SegmentSize - 1));
         if (slot == 0)
@@ -394,7 +412,8 @@ internal sealed class KeptStream : IStreamWriter
         return freed;
     }
 
-    private readonly record struct KeptEvent(long Seq, string Name, ReadOnlyMemory<byte> Args);
+    // Its seq is its place in the ring, so it is not stored: 24 bytes a slot.
+    private readonly record struct KeptEvent(string Name, ReadOnlyMemory<byte> Args);
 }
 
 internal enum ReadState

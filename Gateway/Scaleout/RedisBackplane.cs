@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
 using Microsoft.AspNetCore.SignalR.StackExchangeRedis;
 using StackExchange.Redis;
+using TromAi.Gateway.Bridge;
 
 namespace TromAi.Gateway.Scaleout;
 
@@ -47,6 +48,7 @@ internal sealed class RedisBackplane<THub> : HubLifetimeManager<THub>, IDisposab
 
     public override async Task OnConnectedAsync(HubConnectionContext connection)
     {
+        BridgedConnection.OnHubConnected(connection);
         _local.Add(connection);
         if (!await TryRegisterAsync(connection))
         {

@@ -39,6 +39,8 @@ internal static class ScaleoutServiceCollectionExtensions
         else
         {
             services.AddDistributedMemoryCache();
+            services.RemoveAll(typeof(HubLifetimeManager<>));
+            services.AddSingleton(typeof(HubLifetimeManager<>), typeof(LocalHubLifetimeManager<>));
         }
 
         services.AddSingleton<SessionDirectory>();

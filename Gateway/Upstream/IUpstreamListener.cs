@@ -9,6 +9,9 @@ internal interface IUpstreamListener
 {
     void OnEvent(string name, object?[] args);
 
+    /// <summary>What the WebSocket transport calls (the polling one calls the other): a listener that relays the arguments' bytes implements it and skips the objects.</summary>
+    void OnEvent(string name, EventArguments args) => OnEvent(name, args.ToArray());
+
     void OnLost(string reason);
 
     void OnRestored(int attempts, TimeSpan downtime);

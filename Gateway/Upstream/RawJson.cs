@@ -19,7 +19,13 @@ internal sealed class RawJson
     /// <param name="utf8">Exactly one JSON value; the caller has validated it (it is written without another check).</param>
     public RawJson(ReadOnlyMemory<byte> utf8) => Utf8 = utf8;
 
-    public ReadOnlyMemory<byte> Utf8 { get; }
+    public ReadOnlyMemory<byte> Utf8 { get; private set; }
+
+    /// <summary>
+    /// Points this instance at other bytes. Only for an instance its owner never hands on: the relay's
+    /// own per connection, lent to SignalR for one awaited send at a time (see ConnectionRelay).
+    /// </summary>
+    internal void Reuse(ReadOnlyMemory<byte> utf8) => Utf8 = utf8;
 
     /// <summary>For logs and test failures only: the hot path never decodes the bytes.</summary>
     public override string ToString() => Encoding.UTF8.GetString(Utf8.Span);

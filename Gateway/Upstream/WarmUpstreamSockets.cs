@@ -234,6 +234,10 @@ internal sealed partial class WarmUpstreamSockets : IAsyncDisposable
         {
         }
 
+        public void OnEvent(string name, EventArguments args)
+        {
+        }
+
         public void OnLost(string reason)
         {
         }

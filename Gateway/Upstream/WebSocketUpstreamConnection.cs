@@ -68,6 +68,8 @@ internal sealed class WebSocketUpstreamConnection : IUpstreamConnection, ISocket
 
     void ISocketIOListener.OnEvent(string name, object?[] args) => Volatile.Read(ref _listener).OnEvent(name, args);
 
+    void ISocketIOListener.OnEvent(string name, EventArguments args) => Volatile.Read(ref _listener).OnEvent(name, args);
+
     ValueTask ISocketIOListener.WaitForRoomAsync(CancellationToken cancellationToken) => Volatile.Read(ref _listener).WaitForRoomAsync(cancellationToken);
 
     void ISocketIOListener.OnClosed(string reason)

@@ -11,6 +11,10 @@ internal interface ISocketIOListener
     /// <param name="args">Each a <see cref="RawJson"/>; binary attachments already inlined as base64 strings. The array is the listener's to keep.</param>
     void OnEvent(string name, object?[] args);
 
+    /// <summary>What the connection calls: a listener that relays the arguments' bytes implements it and skips the objects.</summary>
+    /// <param name="args">The listener's to keep.</param>
+    void OnEvent(string name, EventArguments args) => OnEvent(name, args.ToArray());
+
     /// <summary>Called once, after the last event, when a connection that had connected ends, whoever ended it.</summary>
     void OnClosed(string reason);
 

@@ -318,7 +318,7 @@ internal sealed class SocketIOConnection : IAsyncDisposable
             if (name is not null && args is not null)
             {
                 BinaryAttachments.Inline(args, attachments);
-                _listener.OnEvent(name, args);
+                _listener.OnEvent(name, EventArguments.Of(args));
             }
         }
 
@@ -395,14 +395,15 @@ internal sealed class SocketIOConnection : IAsyncDisposable
                 object?[]? binaryArgs = null;
                 if (relayed)
                 {
-                    binaryName = SocketIOEventReader.Read(packet.Data, out binaryArgs);
+                    binaryName = SocketIOEventReader.Read(packet.Data, out var read);
+                    binaryArgs = read.ToArray(); // its placeholders are replaced in place once the attachments are in
                 }
 
                 if (packet.Attachments == 0)
                 {
                     if (binaryName is not null)
                     {
-                        _listener.OnEvent(binaryName, binaryArgs!);
+                        _listener.OnEvent(binaryName, EventArguments.Of(binaryArgs!));
                     }
 
                     break;

@@ -5,7 +5,8 @@ namespace TromAi.Gateway.Upstream.SocketIOWire;
 /// <summary>
 /// Reads an EVENT packet's data, <c>["name", arg...]</c>, once, from its UTF-8 bytes: the name
 /// becomes an interned string when TROM.AI knows it, and each argument stays the exact bytes it
-/// arrived as (a <see cref="RawJson"/>), validated by this one read and never decoded.
+/// arrived as, validated by this one read and never decoded: the one argument of nearly every event as
+/// its bytes (<see cref="EventArguments.Json"/>), several as <see cref="RawJson"/>s.
 /// </summary>
 internal static class SocketIOEventReader
 {
@@ -13,7 +14,7 @@ internal static class SocketIOEventReader
 
     /// <summary>Reads the event; the arguments are copied out of <paramref name="data"/> (one array for all of them), so the caller may reuse its buffer.</summary>
     /// <exception cref="SocketIOProtocolException">The data is not a JSON array starting with a string.</exception>
-    public static string Read(ReadOnlySpan<byte> data, out object?[] args)
+    public static string Read(ReadOnlySpan<byte> data, out EventArguments args)
     {
         Span<int> stackBounds = stackalloc int[StackArguments * 2];
         var bounds = stackBounds;
@@ -60,7 +61,12 @@ internal static class SocketIOEventReader
                 throw new SocketIOProtocolException("an event with data after its array");
             }
 
-            args = count == 0 ? [] : Slice(data, bounds[..(count * 2)]);
+            args = count switch
+            {
+                0 => EventArguments.Of([]),
+                1 => EventArguments.Json(data[bounds[0]..bounds[1]].ToArray()),
+                _ => EventArguments.Of(Slice(data, bounds[..(count * 2)])),
+            };
             return name;
         }
         catch (JsonException e)

@@ -1,0 +1,17 @@
+using Microsoft.AspNetCore.SignalR;
+
+namespace TromAi.Gateway.Bridge;
+
+/// <summary>
+/// SignalR's in-memory lifetime manager (one instance, no Redis), which also tells each bridged
+/// connection's relay the <see cref="HubConnectionContext"/> it writes to (<see cref="BridgedConnection.OnHubConnected"/>).
+/// </summary>
+internal sealed class LocalHubLifetimeManager<THub>(ILogger<DefaultHubLifetimeManager<THub>> logger)
+    : DefaultHubLifetimeManager<THub>(logger) where THub : Hub
+{
+    public override Task OnConnectedAsync(HubConnectionContext connection)
+    {
+        BridgedConnection.OnHubConnected(connection);
+        return base.OnConnectedAsync(connection);
+    }
+}
