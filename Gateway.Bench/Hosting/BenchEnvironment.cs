@@ -42,6 +42,9 @@ internal sealed class BenchEnvironment : IAsyncDisposable
         {
             var gateway = await StartGatewayAsync(options, upstream, cancellationToken);
             log.WriteLine($"# upstream {upstream.BaseUrl} (pid {upstream.ProcessId?.ToString() ?? "n/a"}), gateway {gateway.BaseUrl} (pid {gateway.ProcessId?.ToString() ?? "n/a"})");
+            var clock = await upstream.MeasureClockOffsetAsync(cancellationToken);
+            BenchClock.UpstreamOffsetMs = clock.OffsetMs;
+            log.WriteLine($"# upstream's stamp clock: {clock.OffsetMs:+0.000;-0.000} ms from the bench's (round trip {clock.RoundTripMs:0.000} ms); latencies are corrected by it");
             return new BenchEnvironment(options, upstream, gateway, log);
         }
         catch

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 
+using TromAi.Gateway.Bench.Streams;
+
 namespace TromAi.Gateway.Bench.Hosting;
 
 /// <summary>
@@ -50,6 +52,28 @@ internal sealed class UpstreamServer : IAsyncDisposable
             StartTimeout,
             cancellationToken);
         return new UpstreamServer(new Uri($"http://127.0.0.1:{port}/"), process);
+    }
+
+    /// <summary>
+    /// The upstream's stamp clock minus the bench's (<see cref="BenchClock.UpstreamOffsetMs"/>): read 21 times,
+    /// from the round trip that took least, taking its midpoint as the moment the upstream read its clock.
+    /// </summary>
+    /// <returns>The offset and that round trip, in ms.</returns>
+    public async Task<(double OffsetMs, double RoundTripMs)> MeasureClockOffsetAsync(CancellationToken cancellationToken)
+    {
+        var best = (OffsetMs: 0.0, RoundTripMs: double.MaxValue);
+        for (var i = 0; i < 21; i++)
+        {
+            var sent = BenchClock.NowEpochMs();
+            var clock = await Control.GetFromJsonAsync<JsonElement>("test/clock", cancellationToken);
+            var received = BenchClock.NowEpochMs();
+            if (received - sent < best.RoundTripMs)
+            {
+                best = (clock.GetProperty("now").GetDouble() - (sent + received) / 2, received - sent);
+            }
+        }
+
+        return best;
     }
 
     /// <summary>Ids of the Socket.IO sockets the upstream holds right now.</summary>

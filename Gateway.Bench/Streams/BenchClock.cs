@@ -13,4 +13,12 @@ internal static class BenchClock
     private static readonly double OriginEpochMs = (DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds;
 
     public static double NowEpochMs() => OriginEpochMs + Stopwatch.GetElapsedTime(OriginTimestamp).TotalMilliseconds;
+
+    /// <summary>
+    /// The upstream's stamp clock minus this one, measured when the upstream started
+    /// (<c>UpstreamServer.MeasureClockOffsetAsync</c>). Each reads the wall clock once at its start: a wall clock
+    /// stepped between the two starts would otherwise shift every latency by the step (−538 ms in a run of
+    /// 2026-12-02 on a VM whose clock was being corrected).
+    /// </summary>
+    public static double UpstreamOffsetMs { get; set; }
 }

@@ -73,7 +73,7 @@ internal sealed class StreamTally
             _highest = index;
         }
 
-        _latencyMs[index] = (float)(receivedAtEpochMs - emittedAtEpochMs);
+        _latencyMs[index] = (float)(receivedAtEpochMs - (emittedAtEpochMs - BenchClock.UpstreamOffsetMs));
         Received++;
     }
 

@@ -270,6 +270,9 @@ const configView = () => ({ ...config, heartbeatsSent });
 
 app.get("/test/config", (req, res) => res.json(configView()));
 
+// The clock the token stamps are read from, for a bench to measure its offset from its own.
+app.get("/test/clock", (req, res) => res.json({ now: performance.timeOrigin + performance.now() }));
+
 // Changes the members given and leaves the others; chatflowKeys replaces the whole assignment.
 app.put("/test/config", express.json(), (req, res) => {
   const patch = req.body && typeof req.body === "object" ? req.body : {};
