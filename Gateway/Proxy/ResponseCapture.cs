@@ -21,7 +21,7 @@ internal sealed class ResponseCapture(Stream inner, long limit, CancellationToke
     /// <summary>The body as it was written (still encoded, if TROM.AI compressed it); read once the response is complete, after which nothing more is copied.</summary>
     public ReadOnlyMemory<byte> Body => _body ??= TakeBody();
 
-    /// <summary>True when the body was larger than the limit: <see cref="Body"/> holds only its start.</summary>
+    /// <summary>True when the body was larger than the limit: nothing of it is kept, and <see cref="Body"/> is empty.</summary>
     public bool Overflowed { get; private set; }
 
     public override bool CanRead => false;
