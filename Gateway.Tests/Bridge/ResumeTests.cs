@@ -127,6 +127,30 @@ public sealed class ResumeTests(BridgeFixture bridge) : IClassFixture<BridgeFixt
         Assert.Equal(answer.GetProperty("text").GetString(), after[^1].Data.GetProperty("text").GetString());
     }
 
+    [Fact]
+    public async Task A_REST_answer_larger_than_MaxBytesPerStream_reaches_its_caller_whole_and_its_stream_says_it_was_not_kept()
+    {
+        await using var gateway = await GatewayHost.StartAsync(bridge.Upstream.BaseUrl, new Dictionary<string, string?> { ["Gateway:Streams:MaxBytesPerStream"] = "4096" });
+        var events = new EventRecorder();
+        await using var client = HubClients.Create(gateway.HubUrl);
+        events.Listen(client, Predictions.StreamHeader);
+        await client.StartAsync();
+        var id = await client.InvokeAsync<string>("GetSocketIOClientId");
+
+        // About 8 KB of text: the answer passes the bound while being copied for the stream.
+        var (status, answer) = await Predictions.PostAsync(gateway.Http, "tokens", new { question = "large", socketIOClientId = id, overrideConfig = new { count = 1000, rate = 0 } }).WaitAsync(Timeout);
+        await events.WaitForAsync(e => e.Count > 0, Timeout);
+        var streamId = events.Snapshot()[0].Args[0].GetProperty("streamId").GetString()!;
+        var kept = gateway.Services.GetRequiredService<MemoryStreamStore>();
+        await WaitUntilAsync(() => kept.TryGet(streamId, out var s) && s.IsEnded, "the stream to end");
+        Assert.True(kept.TryGet(streamId, out var ended));
+        var failure = await Assert.ThrowsAsync<HubException>(() => Predictions.ReadWithHeaderAsync(client.StreamAsync<Predictions.Item>("Resume", streamId, ended.LastSeq)));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(string.Concat(Enumerable.Range(0, 1000).Select(i => $"large:{i}")), answer.GetProperty("text").GetString());
+        Assert.Contains("The answer was larger than 4096 bytes (Gateway:Streams:MaxBytesPerStream), so it was not kept; its REST caller got it.", failure.Message);
+    }
+
     [Theory]
     [InlineData("st-AAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("not-a-stream-id")]
