@@ -115,6 +115,8 @@ public sealed class ScaleoutTests : IAsyncLifetime
         await using var b = await StartGatewayAsync();
         var (connection, events, id) = await ConnectAsync(a);
         await using var _ = connection;
+        // A just started may not have reached Redis yet when the client connects: its entry is written once it has.
+        await b.WaitForLookupAsync(id, SessionLookupStatus.Found);
         var streaming = Predictions.PostAsync(b.Http, "tokens", new { question = "r", socketIOClientId = id, overrideConfig = new { count = 400, rate = 200 } });
         await events.WaitForAsync(e => e.Any(x => x.Name == "token"), Timeout);
 
