@@ -36,8 +36,8 @@ internal sealed class BridgedConnection(string connectionId, string? owner, Upst
 
     public ConnectionRelay Relay { get; } = relay;
 
-    /// <summary>By the hub's lifetime manager as SignalR takes a connection: its relay writes to it from then on.</summary>
-    public static void OnHubConnected(HubConnectionContext hub) => hub.Features.Get<BridgedConnection>()?.Relay.UseHubConnection(hub);
+    /// <summary>By the hub's lifetime manager as SignalR takes a connection: its relay starts sending to it.</summary>
+    public static void OnHubConnected(HubConnectionContext hub) => hub.Features.Get<BridgedConnection>()?.Relay.Start(hub);
 
     /// <summary>Cancelled when the client's connection has ended; the session may live on for predictions that hold it.</summary>
     public CancellationToken Closed { get; } = closed;

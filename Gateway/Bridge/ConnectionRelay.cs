@@ -35,7 +35,6 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     private const int ShrinkAbove = 64;
 
     private readonly ConnectionContext _connection;
-    private readonly HubLifetimeManager<PredictionHub> _clients;
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -65,8 +64,8 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     // The pump's alone: the streams of REST predictions that keep the events sent to the client (usually none or one).
     private readonly List<RestRecording> _recordings = [];
 
-    // SignalR's side of the connection, once its handshake is done (UseHubConnection): the pump writes to it
-    // directly, as the lifetime manager would for a connection of this instance, minus a lookup by id.
+    // SignalR's side of the connection, given with Start: the pump writes to it directly, as the lifetime
+    // manager would for a connection of this instance, minus a lookup by id.
     private HubConnectionContext? _hub;
 
     // The pump's alone: an event with one JSON argument goes out in this message, whose one argument is
@@ -78,10 +77,9 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
     private RawJson? _lent;
     private InvocationMessage? _lentMessage;
 
-    public ConnectionRelay(ConnectionContext connection, HubLifetimeManager<PredictionHub> clients, RelayOptions options, TimeProvider time, GatewayMetrics metrics, ILogger logger)
+    public ConnectionRelay(ConnectionContext connection, RelayOptions options, TimeProvider time, GatewayMetrics metrics, ILogger logger)
     {
         _connection = connection;
-        _clients = clients;
         _metrics = metrics;
         _time = time;
         _logger = logger;
@@ -264,14 +262,15 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
         }
     }
 
-    /// <summary>Called by the hub's lifetime manager as SignalR takes the connection, before <see cref="Start"/>: what the pump writes to.</summary>
-    public void UseHubConnection(HubConnectionContext hub) => _hub = hub;
-
-    /// <summary>Starts sending. Called once SignalR knows the connection; until then events wait in the queue.</summary>
-    public void Start()
+    /// <summary>
+    /// Starts sending to <paramref name="hub"/>. Called by the hub's lifetime manager as SignalR takes the
+    /// connection (<see cref="BridgedConnection.OnHubConnected"/>); until then events wait in the queue.
+    /// </summary>
+    public void Start(HubConnectionContext hub)
     {
         lock (_items)
         {
+            _hub = hub; // published by the lock to the pump, which starts under it
             _started = true;
             if (!TakePump())
             {
@@ -524,16 +523,12 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
 
         try
         {
-            if (_hub is not { } hub)
-            {
-                await _clients.SendConnectionAsync(_connection.ConnectionId, name, args.ToArray(), _closed);
-            }
-            else if (args.TryGetJson(out var utf8))
+            if (args.TryGetJson(out var utf8))
             {
                 var message = Lend(name, utf8);
                 try
                 {
-                    await hub.WriteAsync(message, _closed);
+                    await _hub!.WriteAsync(message, _closed);
                 }
                 finally
                 {
@@ -542,7 +537,7 @@ internal sealed partial class ConnectionRelay : IUpstreamListener, IDisposable
             }
             else
             {
-                await hub.WriteAsync(new InvocationMessage(name, args.ToArray()), _closed);
+                await _hub!.WriteAsync(new InvocationMessage(name, args.ToArray()), _closed);
             }
 
             _metrics.EventRelayed(name, Stopwatch.GetElapsedTime(enqueuedAt).TotalMilliseconds);

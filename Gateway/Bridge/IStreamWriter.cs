@@ -20,7 +20,7 @@ internal interface IStreamWriter
     void Append(string name, object?[] args);
 
     /// <summary>The same, for arguments as the upstream reader handed them over (usually one JSON value's bytes).</summary>
-    void Append(string name, EventArguments args) => Append(name, args.ToArray());
+    void Append(string name, EventArguments args);
 
     /// <summary>Ends the stream with TROM.AI's answer (JSON), which readers get as its last item.</summary>
     void Complete(ReadOnlyMemory<byte> answer);

@@ -15,12 +15,6 @@ internal sealed class PredictionHub(PredictionStreams predictions) : Hub
 
     private BridgedConnection Bridged => Context.Features.GetRequiredFeature<BridgedConnection>();
 
-    public override Task OnConnectedAsync()
-    {
-        Bridged.Relay.Start();
-        return Task.CompletedTask;
-    }
-
     /// <summary>
     /// The id to send as <c>socketIOClientId</c> in a prediction request to this gateway: this
     /// connection's own, unguessable, and not its SignalR connection id (<see cref="SocketIOClientIds"/>).

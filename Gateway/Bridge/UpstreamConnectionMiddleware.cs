@@ -25,7 +25,6 @@ internal sealed partial class UpstreamConnectionMiddleware(
     ISessionDirectory directory,
     GatewayMetrics metrics,
     GatewayDrain drain,
-    HubLifetimeManager<PredictionHub> clients,
     IOptions<GatewayOptions> options,
     TimeProvider time,
     ILogger<UpstreamConnectionMiddleware> logger)
@@ -43,7 +42,7 @@ internal sealed partial class UpstreamConnectionMiddleware(
 
         using var scope = logger.BeginConnectionScope(connection.ConnectionId);
         WatchIdleness(connection, options.Value.Relay.IdleTimeout);
-        var relay = new ConnectionRelay(connection, clients, options.Value.Relay, time, metrics, logger);
+        var relay = new ConnectionRelay(connection, options.Value.Relay, time, metrics, logger);
         UpstreamSession? session = null;
         try
         {
