@@ -88,11 +88,30 @@ internal sealed class BenchEnvironment : IAsyncDisposable
         BridgedPredictions = StreamRunner.CreateClient(Gateway.BaseUrl);
     }
 
-    public HttpClient PredictionsFor(BenchPath path) => path == BenchPath.Direct ? DirectPredictions : BridgedPredictions;
+    /// <summary>nginx in front of the upstream, once <see cref="StartNginxAsync"/> has started it.</summary>
+    public NginxProxy? Nginx { get; private set; }
 
-    public async Task<BenchSession> ConnectAsync(BenchPath path, CancellationToken cancellationToken) => path == BenchPath.Direct
-        ? await DirectSession.ConnectAsync(Upstream.BaseUrl, ConnectTimeout, cancellationToken)
-        : await BridgedSession.ConnectAsync(Gateway.HubUrl, _options.Client, cancellationToken);
+    /// <summary>Starts nginx for the <see cref="BenchPath.Nginx"/> path, once; null when it is not installed or left out (<c>--nginx none</c>).</summary>
+    public async Task<NginxProxy?> StartNginxAsync(CancellationToken cancellationToken)
+    {
+        if (Nginx is null && await NginxProxy.StartAsync(Upstream.BaseUrl, _options.Nginx, cancellationToken) is { } started)
+        {
+            Nginx = started;
+            Log.WriteLine($"# nginx at {started.BaseUrl} (pid {started.ProcessId})");
+        }
+
+        return Nginx;
+    }
+
+    public HttpClient PredictionsFor(BenchPath path) => path == BenchPath.Bridged ? BridgedPredictions : DirectPredictions;
+
+    public async Task<BenchSession> ConnectAsync(BenchPath path, CancellationToken cancellationToken) => path switch
+    {
+        BenchPath.Direct => await DirectSession.ConnectAsync(Upstream.BaseUrl, ConnectTimeout, cancellationToken),
+        BenchPath.Nginx => await DirectSession.ConnectAsync(
+            (Nginx ?? throw new InvalidOperationException("nginx was not started.")).BaseUrl, ConnectTimeout, cancellationToken),
+        _ => await BridgedSession.ConnectAsync(Gateway.HubUrl, _options.Client, cancellationToken),
+    };
 
     /// <summary>Opens <paramref name="count"/> sessions, at most <paramref name="concurrency"/> connecting at once; all or none.</summary>
     public async Task<List<BenchSession>> ConnectManyAsync(BenchPath path, int count, int concurrency, CancellationToken cancellationToken)
@@ -131,6 +150,11 @@ internal sealed class BenchEnvironment : IAsyncDisposable
         DirectPredictions.Dispose();
         BridgedPredictions.Dispose();
         await Gateway.DisposeAsync();
+        if (Nginx is not null)
+        {
+            await Nginx.DisposeAsync();
+        }
+
         await Upstream.DisposeAsync();
     }
 }

@@ -73,7 +73,10 @@ internal sealed class NginxProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>Proxying as the gateway does: HTTP/1.1 with kept-alive connections to the upstream, responses streamed, not buffered.</summary>
+    /// <summary>
+    /// Proxying as the gateway does: HTTP/1.1 with kept-alive connections to the upstream, responses streamed, not
+    /// buffered; a WebSocket upgrade (Socket.IO) is passed through, and only then is the upstream connection not kept alive.
+    /// </summary>
     private static string Config(string directory, int port, Uri upstream) => string.Create(CultureInfo.InvariantCulture, $$"""
         daemon off;
         worker_processes 1;
@@ -86,6 +89,10 @@ internal sealed class NginxProxy : IAsyncDisposable
           fastcgi_temp_path {{directory}}/fastcgi;
           uwsgi_temp_path {{directory}}/uwsgi;
           scgi_temp_path {{directory}}/scgi;
+          map $http_upgrade $connection_upgrade {
+            default upgrade;
+            '' "";
+          }
           upstream tromai {
             server {{upstream.Host}}:{{upstream.Port}};
             keepalive 64;
@@ -95,7 +102,9 @@ internal sealed class NginxProxy : IAsyncDisposable
             location / {
               proxy_pass http://tromai;
               proxy_http_version 1.1;
-              proxy_set_header Connection "";
+              proxy_set_header Upgrade $http_upgrade;
+              proxy_set_header Connection $connection_upgrade;
+              proxy_read_timeout 1h;
               proxy_set_header Host $host;
               proxy_buffering off;
               proxy_request_buffering off;

@@ -13,16 +13,29 @@ public sealed class BenchSmokeTests
     private static readonly TimeSpan ScenarioTimeout = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task Latency_reports_percentiles_on_both_paths_and_loses_no_token()
+    public async Task Latency_reports_percentiles_on_every_path_and_loses_no_token()
     {
         var result = await RunAsync("latency", "--sessions", "3", "--rate", "50", "--duration", "1", "--warmup", "0.5");
 
-        foreach (var path in new[] { "direct", "bridged" })
+        var nginx = result.GetProperty("nginx");
+        var proxied = nginx.TryGetProperty("latencyMs", out _);
+        foreach (var path in proxied ? new[] { "direct", "nginx", "bridged" } : ["direct", "bridged"])
         {
             var outcome = result.GetProperty(path);
             AssertIntact(outcome);
             Assert.Equal(3 * 50, outcome.GetProperty("tokensReceived").GetInt32());
             AssertPercentiles(outcome.GetProperty("latencyMs"));
+        }
+
+        if (proxied)
+        {
+            // The yardstick: what nginx's WebSocket proxy adds and costs per event, beside the gateway's figures.
+            AssertPercentiles(nginx.GetProperty("addedMs"));
+            Assert.Equal(JsonValueKind.Number, nginx.GetProperty("nginxCpuSecondsPerMillionEvents").ValueKind);
+        }
+        else
+        {
+            Assert.Equal("nginx not installed", nginx.GetProperty("note").GetString());
         }
 
         AssertPercentiles(result.GetProperty("addedMs"));
