@@ -11,7 +11,9 @@ namespace TromAi.Gateway.Bench.Scenarios;
 /// Raises the aggregate token rate over a fixed set of sessions, doubling, until a step fails, then bisects
 /// between the last rate that held and the first that did not. A step holds when every event arrived once and
 /// in order, p99 stayed under the limit, and the streams finished on schedule (a producer or relay that falls
-/// behind shows up there, since each token's stamp is taken when it is actually emitted).
+/// behind shows up there, since each token's stamp is taken when it is actually emitted). When nginx is installed,
+/// the direct path's client is searched through nginx's WebSocket proxy too: what a plain relay in C sustains on the
+/// same machine is the yardstick for the bridged/direct ratio.
 /// </summary>
 internal static class ThroughputScenario
 {
@@ -34,16 +36,21 @@ internal static class ThroughputScenario
             Refinements: options.Refine);
 
         var direct = await SearchAsync(environment, BenchPath.Direct, settings, cancellationToken);
+        var nginx = await environment.StartNginxAsync(cancellationToken) is null ? null : await SearchAsync(environment, BenchPath.Nginx, settings, cancellationToken);
         var bridged = await SearchAsync(environment, BenchPath.Bridged, settings, cancellationToken);
 
-        var ratio = direct.Best is null || bridged.Best is null ? double.NaN : bridged.Best.AchievedRate / direct.Best.AchievedRate;
-        var intact = direct.IntactBelowLimit && bridged.IntactBelowLimit;
+        var ratio = RatioOf(bridged, direct);
+        var nginxRatio = nginx is null ? double.NaN : RatioOf(nginx, direct);
+        var intact = direct.IntactBelowLimit && bridged.IntactBelowLimit && (nginx?.IntactBelowLimit ?? true);
+        var nginxCell = nginx is null
+            ? "; nginx not installed"
+            : Invariant($"; through nginx (one worker): {(nginx.Best is { } held ? Count(held.AchievedRate) : "no rate held")} events/s, nginx/direct {Ratio(nginxRatio)}");
         return new ScenarioResult(
             "throughput",
             Invariant($"{settings.Sessions} sessions per path, warmed up {direct.WarmupSeconds:0.#} s · {bridged.WarmupSeconds:0.#} s; {settings.StepSeconds:0.##} s steps ×2 from {Count(settings.FirstRate)} events/s, then {settings.Refinements} bisections; a step holds with 0 lost/dup/reordered, p99 ≤ {settings.P99LimitMs:0} ms, streams done within {ScheduleSlack:0%} of schedule"),
             direct.Describe(),
             bridged.Describe(),
-            Invariant($"ratio {Ratio(ratio)}"),
+            Invariant($"ratio {Ratio(ratio)}{nginxCell}"),
             Invariant($"bridged/direct ≥ {RatioTarget:0.0#}"),
             double.IsNaN(ratio) ? null : intact && ratio >= RatioTarget,
             new JsonObject
@@ -53,11 +60,16 @@ internal static class ThroughputScenario
                 ["p99LimitMs"] = settings.P99LimitMs,
                 ["direct"] = direct.ToJson(),
                 ["bridged"] = bridged.ToJson(),
+                ["nginx"] = nginx is null ? new JsonObject { ["installed"] = false, ["note"] = "nginx not installed" } : nginx.ToJson(),
                 ["ratio"] = LatencySummary.Round(ratio),
-                ["lostEvents"] = direct.LostBelowLimit + bridged.LostBelowLimit,
+                ["nginxRatio"] = nginx is null ? null : LatencySummary.Round(nginxRatio),
+                ["lostEvents"] = direct.LostBelowLimit + bridged.LostBelowLimit + (nginx?.LostBelowLimit ?? 0),
                 ["intact"] = intact,
             });
     }
+
+    private static double RatioOf(Search path, Search direct) =>
+        direct.Best is null || path.Best is null ? double.NaN : path.Best.AchievedRate / direct.Best.AchievedRate;
 
     private static async Task<Search> SearchAsync(BenchEnvironment environment, BenchPath path, Settings settings, CancellationToken cancellationToken)
     {

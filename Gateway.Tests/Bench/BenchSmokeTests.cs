@@ -60,7 +60,8 @@ public sealed class BenchSmokeTests
     {
         var result = await RunAsync("throughput", "--sessions", "2", "--rate", "100", "--max-rate", "200", "--duration", "1", "--warmup", "0.5", "--refine", "0");
 
-        foreach (var path in new[] { "direct", "bridged" })
+        var proxied = result.GetProperty("nginx").TryGetProperty("steps", out _);
+        foreach (var path in proxied ? new[] { "direct", "nginx", "bridged" } : ["direct", "bridged"])
         {
             var search = result.GetProperty(path);
             Assert.True(search.TryGetProperty("sustainedEventsPerS", out _));
@@ -75,6 +76,16 @@ public sealed class BenchSmokeTests
         }
 
         Assert.True(result.TryGetProperty("ratio", out _));
+        if (!proxied)
+        {
+            Assert.Equal("nginx not installed", result.GetProperty("nginx").GetProperty("note").GetString());
+            Assert.Equal(JsonValueKind.Null, result.GetProperty("nginxRatio").ValueKind);
+        }
+        else if (result.GetProperty("nginx").GetProperty("sustainedEventsPerS").ValueKind == JsonValueKind.Number
+            && result.GetProperty("direct").GetProperty("sustainedEventsPerS").ValueKind == JsonValueKind.Number)
+        {
+            Assert.Equal(JsonValueKind.Number, result.GetProperty("nginxRatio").ValueKind);
+        }
         Assert.Equal(0, result.GetProperty("lostEvents").GetInt64());
     }
 
