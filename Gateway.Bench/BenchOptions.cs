@@ -27,7 +27,7 @@ internal sealed record BenchOptions
           --post-via P        memory: where streams are requested, upstream (default) or gateway
           --requests N        rest: requests per path (5000, after 2000 warm-up)
           --concurrency N     rest: requests in flight per path (1); memory: connects in flight (64)
-          --nginx PATH|none   rest, latency: the nginx to put beside the gateway (found on the usual paths); none leaves it out
+          --nginx PATH|none   rest, latency, throughput: the nginx to put beside the gateway (found on the usual paths); none leaves it out
           --protocol P        bridged sessions' hub protocol: json (default) or messagepack
           --negotiate         bridged sessions negotiate first, as WithUrl does by default (they skip it
                               otherwise: one WebSocket request, like the direct path)
