@@ -68,6 +68,12 @@ public sealed class ScaleoutTests : IAsyncLifetime
 
             Assert.Equal(2, await _replicaA.SocketCountAsync());
             Assert.Equal(2, await _replicaB.SocketCountAsync());
+            // A just started may not have reached Redis yet when its first clients connect: their entries are written once it has.
+            foreach (var client in clients)
+            {
+                await c.WaitForLookupAsync(client.Id, SessionLookupStatus.Found);
+            }
+
             var answers = await Task.WhenAll(clients.Select((client, i) => Predictions.PostAsync(c.Http, "tokens",
                 new { question = $"q{i}", socketIOClientId = client.Id, overrideConfig = new { count = 500 } })));
 
